@@ -1,0 +1,38 @@
+"""Auto-class registration that coexists with transformers' own "beit" model type.
+
+transformers refuses a second ``model_type="beit"`` config, and ``exist_ok=True`` would redirect *its* BEiT to ours
+for the whole process. We therefore never touch ``AutoConfig``. The Auto model/processor mappings are keyed by the
+config *class*, so registering our ``BeitConfig`` subclass only routes configs that are already hf_beit configs:
+``AutoModelForImageClassification.from_config(hf_beit.BeitConfig(...))`` builds an hf_beit model, while
+``AutoModel*.from_pretrained(path)`` keeps building transformers' models. To load a path with hf_beit, call the
+hf_beit class (``hf_beit.BeitForImageClassification.from_pretrained(path)``) or ``hf_beit.inference.pipeline``.
+"""
+
+from __future__ import annotations
+
+_REGISTERED = False
+
+
+def register_auto_classes() -> None:
+    """Register hf_beit models and image processor with transformers' Auto classes (idempotent)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from transformers import (
+        AutoImageProcessor,
+        AutoModel,
+        AutoModelForImageClassification,
+        AutoModelForSemanticSegmentation,
+    )
+
+    from .configuration_beit import BeitConfig
+    from .image_processing_beit import BeitImageProcessor
+    from .modeling_beit import BeitForImageClassification, BeitModel
+    from .modeling_segmentation import BeitForSemanticSegmentation
+
+    # exist_ok: our class shares the *name* "BeitConfig" with transformers'; the key is our class object itself.
+    AutoModel.register(BeitConfig, BeitModel, exist_ok=True)
+    AutoModelForImageClassification.register(BeitConfig, BeitForImageClassification, exist_ok=True)
+    AutoModelForSemanticSegmentation.register(BeitConfig, BeitForSemanticSegmentation, exist_ok=True)
+    AutoImageProcessor.register(BeitConfig, image_processor_classes={"torchvision": BeitImageProcessor}, exist_ok=True)
+    _REGISTERED = True

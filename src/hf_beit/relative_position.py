@@ -1,0 +1,124 @@
+"""Relative-position bias of BEiT: index tables, unilm's geometric resize, and the bias module.
+
+A bias table has ``(2*Wh - 1) * (2*Ww - 1) + 3`` rows (one per relative offset, dh-major, then the three CLS rows:
+cls->token, token->cls, cls->cls) and one column per head.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from scipy.interpolate import make_interp_spline
+from torch import nn
+
+NUM_CLS_ROWS = 3
+
+
+@functools.lru_cache(maxsize=16)
+def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
+    """``(N+1, N+1)`` int64 map from (query, key) token pairs to table rows for an ``Wh x Ww`` patch grid."""
+    wh, ww = window
+    coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)  # 2, N
+    rel = coords[:, :, None] - coords[:, None, :]  # 2, N, N
+    patch_rows = (rel[0] + wh - 1) * (2 * ww - 1) + (rel[1] + ww - 1)
+    num_offsets = (2 * wh - 1) * (2 * ww - 1)
+    index = torch.empty(wh * ww + 1, wh * ww + 1, dtype=torch.long)
+    index[1:, 1:] = patch_rows
+    index[0, :] = num_offsets  # cls -> token
+    index[:, 0] = num_offsets + 1  # token -> cls
+    index[0, 0] = num_offsets + 2  # cls -> cls
+    return index
+
+
+def _geometric_ratio(src_half: int, dst_half: int) -> float:
+    """Bisection of unilm: q such that 1 + q + ... + q^(src_half-1) == dst_half."""
+    left, right = 1.01, 1.5
+    while right - left > 1e-6:
+        q = (left + right) / 2.0
+        total = (1.0 - q**src_half) / (1.0 - q)
+        if total > dst_half:
+            right = q
+        else:
+            left = q
+    return q
+
+
+def _source_axis(src_side: int, dst_side: int) -> np.ndarray:
+    """Coordinates of the ``src_side`` stored offsets on the target offset axis (unilm's geometric progression)."""
+    src_half, dst_half = src_side // 2, dst_side // 2
+    if dst_side < src_side:  # shrinking: unilm's bisection is undefined here; spread the source evenly instead
+        return np.linspace(-dst_half, dst_half, src_side)
+    q = _geometric_ratio(src_half, dst_half)
+    steps = q ** np.arange(src_half)  # 1, q, q^2, ...
+    positive = np.cumsum(steps)  # 1, 1+q, 1+q+q^2, ...
+    return np.concatenate([-positive[::-1], [0.0], positive])
+
+
+@functools.lru_cache(maxsize=32)
+def geometric_resize_matrix(src_side: int, dst_side: int) -> torch.Tensor:
+    """``(dst_side, src_side)`` float64 matrix applying unilm's resize along one offset axis.
+
+    unilm fits ``scipy interp2d(kind="cubic")`` per head; for gridded data that is the tensor product of 1-D
+    not-a-knot cubic interpolating splines, so the 2-D resize is ``A_h @ grid @ A_w.T`` with these matrices.
+    Being linear, it is differentiable and can run at load time or on the fly.
+    """
+    if src_side == dst_side:
+        return torch.eye(src_side, dtype=torch.float64)
+    source = _source_axis(src_side, dst_side)
+    half = dst_side // 2
+    target = np.clip(np.arange(-half, half + 0.1, 1.0), source[0], source[-1])  # FITPACK clamps to its knots
+    spline = make_interp_spline(source, np.eye(src_side), k=3)
+    return torch.from_numpy(np.ascontiguousarray(spline(target)))
+
+
+def resize_relative_position_table(
+    table: torch.Tensor, src_window: tuple[int, int], dst_window: tuple[int, int]
+) -> torch.Tensor:
+    """Resize a bias table from ``src_window`` to ``dst_window`` patches the way unilm does (CLS rows kept)."""
+    if tuple(src_window) == tuple(dst_window):
+        return table
+    src_h, src_w = 2 * src_window[0] - 1, 2 * src_window[1] - 1
+    dst_h, dst_w = 2 * dst_window[0] - 1, 2 * dst_window[1] - 1
+    expected = src_h * src_w + NUM_CLS_ROWS
+    if table.shape[0] != expected:
+        raise ValueError(
+            f"Relative-position table has {table.shape[0]} rows but a {src_window} window needs {expected}."
+        )
+    grid = table[: src_h * src_w].reshape(src_h, src_w, -1)
+    rows = geometric_resize_matrix(src_h, dst_h).to(table.device, table.dtype)
+    cols = geometric_resize_matrix(src_w, dst_w).to(table.device, table.dtype)
+    resized = torch.einsum("ys,stc,xt->yxc", rows, grid, cols).reshape(dst_h * dst_w, -1)
+    return torch.cat([resized, table[src_h * src_w :]], dim=0)
+
+
+class BeitRelativePositionBias(nn.Module):
+    """Learned relative-position bias for one attention layer (or shared by all layers).
+
+    ``forward(window)`` returns the ``(heads, N+1, N+1)`` additive attention bias for an input patch grid. A grid
+    other than the configured one resizes the table with unilm's geometric interpolation. Without autograd the
+    result is cached until the table changes.
+    """
+
+    def __init__(self, window_size: tuple[int, int], num_heads: int) -> None:
+        super().__init__()
+        self.window_size = tuple(window_size)
+        num_rows = (2 * window_size[0] - 1) * (2 * window_size[1] - 1) + NUM_CLS_ROWS
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(num_rows, num_heads))
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def forward(self, window: tuple[int, int]) -> torch.Tensor:
+        table = self.relative_position_bias_table
+        cacheable = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        key = (tuple(window), table._version, table.data_ptr(), table.dtype, table.device) if cacheable else None
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        table = resize_relative_position_table(table, self.window_size, window)
+        index = relative_position_index(tuple(window)).to(table.device)
+        num_tokens = index.shape[0]
+        bias = table[index.reshape(-1)].reshape(num_tokens, num_tokens, -1).permute(2, 0, 1).contiguous()
+        if key is not None:
+            self._cache.clear()
+            self._cache[key] = bias
+        return bias

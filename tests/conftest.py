@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny BEiT configurations and fully random weights (so every code path does real work)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hf_beit
+
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=37,
+    image_size=32,
+    patch_size=8,
+    num_labels=3,
+    vocab_size=50,
+    layer_norm_eps=1e-6,
+    drop_path_rate=0.0,
+)
+
+
+def tiny_config(**overrides) -> hf_beit.BeitConfig:
+    """A 4-layer, 32-wide BEiT on 32x32 images (4x4 patch grid)."""
+    return hf_beit.BeitConfig(**{**TINY, **overrides})
+
+
+@torch.no_grad()
+def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter and BatchNorm statistic non-trivial random values (tables, layer scale, norms too)."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if not tensor.is_floating_point():
+            continue
+        noise = torch.randn(tensor.shape, generator=generator)
+        if name.endswith("running_var"):
+            tensor.copy_(1.0 + 0.5 * noise.abs())
+        elif "norm" in name.split(".")[-2] and name.endswith("weight") or name.endswith(".bn.weight"):
+            tensor.copy_(1.0 + 0.1 * noise)
+        else:
+            tensor.copy_(0.1 * noise)
+    return model
+
+
+def random_pixels(batch: int = 2, size: int = 32, seed: int = 1, channels: int = 3) -> torch.Tensor:
+    return torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
