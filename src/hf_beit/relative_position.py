@@ -115,7 +115,8 @@ class BeitRelativePositionBias(nn.Module):
         if key is not None and key in self._cache:
             return self._cache[key]
         table = resize_relative_position_table(table, self.window_size, window)
-        index = relative_position_index(tuple(window)).to(table.device)
+        build_index = relative_position_index.__wrapped__ if torch.compiler.is_compiling() else relative_position_index
+        index = build_index(tuple(window)).to(table.device)
         num_tokens = index.shape[0]
         bias = table[index.reshape(-1)].reshape(num_tokens, num_tokens, -1).permute(2, 0, 1).contiguous()
         if key is not None:
