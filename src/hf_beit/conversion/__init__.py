@@ -1,0 +1,35 @@
+"""Conversion of the original microsoft/unilm BEiT checkpoints into hub-ready repos."""
+
+from .checkpoint import OriginalCheckpoint, load_original_checkpoint
+from .config_inference import CheckpointFacts, build_config, default_out_indices, inspect_state_dict
+from .convert import ConversionResult, convert_checkpoint
+from .errors import CheckpointError, ConversionError, OutputExistsError
+from .key_mapping import convert_state_dict
+from .model_card import render_model_card
+from .model_stats import ModelStats, compute_model_stats
+from .preprocessing import preprocessor_config
+from .push import push_to_hub
+from .registry import RELEASED_CHECKPOINTS, ReleasedCheckpoint, get_released_checkpoint
+
+__all__ = [
+    "RELEASED_CHECKPOINTS",
+    "CheckpointError",
+    "CheckpointFacts",
+    "ConversionError",
+    "ConversionResult",
+    "ModelStats",
+    "OriginalCheckpoint",
+    "OutputExistsError",
+    "ReleasedCheckpoint",
+    "build_config",
+    "compute_model_stats",
+    "convert_checkpoint",
+    "convert_state_dict",
+    "default_out_indices",
+    "get_released_checkpoint",
+    "inspect_state_dict",
+    "load_original_checkpoint",
+    "preprocessor_config",
+    "push_to_hub",
+    "render_model_card",
+]

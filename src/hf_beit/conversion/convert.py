@@ -1,0 +1,188 @@
+"""End-to-end conversion: original checkpoint -> checked, hub-ready repo (-> optional push)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..data.labels import id2label_for
+from .adaptation import adapt_to_task, resize_position_parameters
+from .checkpoint import load_original_checkpoint
+from .config_inference import CheckpointFacts, build_config, inspect_state_dict
+from .errors import ConversionError
+from .key_mapping import convert_state_dict, strip_backbone_prefix
+from .model_card import render_model_card
+from .model_stats import compute_model_stats
+from .preprocessing import preprocessor_config
+from .push import push_to_hub as upload_folder
+from .registry import ReleasedCheckpoint, get_released_checkpoint
+from .verify import compare_with_timm, load_converted
+from .writer import check_output_dir, write_repo
+
+_LABEL_SETS_BY_SIZE = {1000: "imagenet-1k", 21841: "imagenet-22k", 150: "ade20k"}
+RENAMING_NOTES = [
+    (
+        "Renamed to transformers' classic BEiT layout: `qkv` split into query/key/value, `q_bias`/`v_bias` -> "
+        "query/value bias (the key has none), `gamma_1/2` -> `lambda_1/2`, `relative_position_index` dropped."
+    ),
+    "`layer_norm_eps` set to 1e-6 as in the original models.",
+]
+
+
+@dataclass
+class ConversionResult:
+    """What was written and how it was checked."""
+
+    output: Path
+    task: str
+    config: object
+    facts: CheckpointFacts
+    new_head_keys: list[str] = field(default_factory=list)
+    timm_max_abs_diff: float | None = None
+    commit_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _validate_entry(facts: CheckpointFacts, entry: ReleasedCheckpoint) -> None:
+    expected = {**entry.architecture, "image_size": entry.image_size, "task": entry.task}
+    found = {name: getattr(facts, name) for name in expected}
+    wrong = {k: (found[k], v) for k, v in expected.items() if found[k] is not None and found[k] != v}
+    if wrong:
+        details = ", ".join(f"{k}: checkpoint {a} vs {entry.name} {b}" for k, (a, b) in wrong.items())
+        raise ConversionError(
+            f"The checkpoint does not match the registry entry --model-name {entry.name} ({details})."
+        )
+
+
+def _labels(task: str, num_labels: int | None, entry: ReleasedCheckpoint | None) -> tuple[dict | None, str | None]:
+    if task == "mim":
+        return None, None
+    label_set = entry.label_set if entry and entry.task == task else _LABEL_SETS_BY_SIZE.get(num_labels or -1)
+    if label_set is None:
+        return None, None
+    labels = id2label_for(label_set)
+    return (labels, label_set) if num_labels in (None, len(labels)) else (None, None)
+
+
+def convert_checkpoint(
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    model_name: str | None = None,
+    task: str | None = None,
+    image_size: int | None = None,
+    num_labels: int | None = None,
+    num_attention_heads: int | None = None,
+    use_ema: bool = False,
+    overwrite: bool = False,
+    verify: bool = True,
+    repo_id: str | None = None,
+    push_to_hub: str | None = None,
+    hub_endpoint: str | None = None,
+    hub_token: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> ConversionResult:
+    """Convert an original unilm/mmseg BEiT checkpoint into ``output`` (config, safetensors, processor, card).
+
+    Without ``model_name`` everything is inferred from the weights; with it the registry entry fixes labels,
+    preprocessing and card facts and is checked against the weights. ``task``/``image_size``/``num_labels``
+    re-target the checkpoint (e.g. MIM -> classification, 224 -> 384). ``num_attention_heads`` is only needed for
+    checkpoints without relative-position tables (the head count cannot be read from them; default hidden/64).
+    """
+    bar = tqdm(total=5, desc="Converting", disable=not progress, unit="step")
+    try:
+        check_output_dir(output, overwrite)
+        entry = get_released_checkpoint(model_name) if model_name else None
+        original = load_original_checkpoint(checkpoint, use_ema=use_ema)
+        state_dict = strip_backbone_prefix(original.state_dict)
+        facts = inspect_state_dict(state_dict)
+        if entry is not None:
+            _validate_entry(facts, entry)
+        task = task or facts.task
+        if task == "backbone":
+            raise ConversionError("The checkpoint has no head; pass --task classification or --task segmentation.")
+        if num_labels is None and entry is not None and entry.task == task:
+            num_labels = entry.num_labels
+        bar.update()
+
+        adaptation = adapt_to_task(state_dict, facts, task, num_labels)
+        id2label, label_set = _labels(task, num_labels or (facts.num_labels if facts.task == task else None), entry)
+        if num_attention_heads is None and entry is not None:
+            num_attention_heads = entry.architecture["num_attention_heads"]
+        config = build_config(
+            facts,
+            task,
+            image_size=image_size,
+            num_labels=num_labels,
+            id2label=id2label,
+            num_attention_heads=num_attention_heads,
+        )
+        converted = convert_state_dict(adaptation.state_dict, task)
+        converted, resize_notes = resize_position_parameters(
+            converted, facts.image_size or config.image_size, config.image_size, config.patch_size
+        )
+        notes = [
+            f"Read `{Path(checkpoint).name}` (weights under `{original.container}`).",
+            *adaptation.notes,
+            *resize_notes,
+        ]
+        notes += RENAMING_NOTES
+        if facts.num_attention_heads is None and num_attention_heads is None:
+            notes.append(f"No relative-position table: assumed {config.num_attention_heads} heads of 64 channels.")
+        if label_set:
+            notes.append(f"`id2label`: {label_set} ({len(id2label)} classes).")
+        bar.update()
+
+        stats = compute_model_stats(config, task)
+        preset = entry.preprocessing if entry else ("ade20k" if task == "segmentation" else "imagenet-inception")
+        card = render_model_card(
+            config,
+            task,
+            stats,
+            entry=entry if entry and entry.task == task else None,
+            repo_id=repo_id or push_to_hub,
+            original_name=Path(checkpoint).stem,
+            conversion_notes=notes,
+            preprocessing=preset,
+        )
+        bar.update()
+
+        result = ConversionResult(Path(output), task, config, facts, notes=notes)
+        comparable = facts.task == task == "classification" and not adaptation.new_head_prefixes and not resize_notes
+
+        def check(folder: Path) -> None:
+            if not verify:
+                return
+            model, missing = load_converted(folder, task, adaptation.new_head_prefixes)
+            result.new_head_keys = missing
+            log(
+                f"Loaded {folder.name} with {type(model).__module__.split('.')[0]}.{type(model).__name__}: "
+                f"no unexpected weights, {len(missing)} newly initialised."
+            )
+            if comparable:
+                result.timm_max_abs_diff = compare_with_timm(original.state_dict, model)
+                if result.timm_max_abs_diff is not None:
+                    log(f"Max |logit difference| vs timm on the original weights: {result.timm_max_abs_diff:.3e}")
+
+        result.output = write_repo(
+            output,
+            config=config,
+            state_dict=converted,
+            preprocessor_config=preprocessor_config(preset, config.image_size),
+            readme=str(card),
+            overwrite=overwrite,
+            check=check,
+        )
+        bar.update()
+        if push_to_hub:
+            result.commit_url = upload_folder(result.output, push_to_hub, endpoint=hub_endpoint, token=hub_token)
+            log(f"Pushed to {result.commit_url}")
+        bar.update()
+    finally:
+        bar.close()
+    return result

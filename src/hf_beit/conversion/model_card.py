@@ -1,0 +1,269 @@
+"""Model cards of converted repos: metadata via ``huggingface_hub.ModelCardData``, body from ``model_cards/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .model_stats import ModelStats
+from .preprocessing import eval_resize_size
+from .registry import PAPER, ReleasedCheckpoint
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
+_PIPELINE_TAGS = {
+    "mim": "image-feature-extraction",
+    "classification": "image-classification",
+    "segmentation": "image-segmentation",
+}
+_DATASETS = {"imagenet-1k": "imagenet-1k", "imagenet-22k": "imagenet-21k", "ade20k": "scene_parse_150"}
+_LABELS = {
+    None: "none (visual-token vocabulary of 8192 DALL-E codes)",
+    "imagenet-1k": "ImageNet-1k, 1000 classes (WordNet lemmas in `config.id2label`)",
+    "imagenet-22k": "ImageNet-22k, 21841 classes numbered 0..21840 without gaps (sorted wnids of the non-empty "
+    "classes; the Hub copy's id2label has gaps at 9205/15027)",
+    "ade20k": "ADE20k SceneParsing, 150 classes (id 0 = wall; background/unlabelled is ignored)",
+}
+_CODE_HEAD = (
+    "from hf_beit import {cls}, BeitImageProcessor\n\n"
+    'processor = BeitImageProcessor.from_pretrained("{repo}")\n'
+    'model = {cls}.from_pretrained("{repo}")\n'
+    'inputs = processor(images=image, return_tensors="pt")\n'
+)
+_CODE_TAIL = {
+    "mim": (
+        "num_patches = (model.config.image_size // model.config.patch_size) ** 2\n"
+        "bool_masked_pos = torch.zeros(1, num_patches, dtype=torch.bool)\nbool_masked_pos[:, :75] = True\n"
+        "logits = model(**inputs, bool_masked_pos=bool_masked_pos).logits  # (1, {patches}, 8192) visual-token logits"
+    ),
+    "classification": "logits = model(**inputs).logits\nprint(model.config.id2label[logits.argmax(-1).item()])",
+    "segmentation": (
+        "outputs = model(**inputs)\n"
+        "segmentation = processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])[0]"
+    ),
+}
+
+
+def _code(task: str, repo: str, cls: str, patches: int) -> str:
+    head = ("import torch\n" if task == "mim" else "") + _CODE_HEAD.format(cls=cls, repo=repo)
+    return head + _CODE_TAIL[task].format(patches=patches)
+
+
+def _size_name(hidden_size: int) -> str | None:
+    return {768: "base", 1024: "large"}.get(hidden_size)
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
+
+
+def _eval_results(entry: ReleasedCheckpoint | None) -> list[EvalResult] | None:
+    if entry is None or not entry.metrics:
+        return None
+    return [
+        EvalResult(
+            task_type=m.task,
+            dataset_type=m.dataset,
+            dataset_name=m.dataset_name,
+            metric_type=m.type,
+            metric_value=m.value,
+            metric_name=m.name,
+            dataset_split="validation",
+            source_name="BEiT (unilm README)",
+            source_url="https://github.com/microsoft/unilm/tree/master/beit",
+        )
+        for m in entry.metrics
+    ]
+
+
+def _card_data(config, task: str, entry: ReleasedCheckpoint | None, model_name: str) -> ModelCardData:
+    datasets = []
+    if entry is not None:
+        datasets = ["imagenet-1k" if "ImageNet-1k" in entry.pretraining else "imagenet-21k"]
+        datasets += [_DATASETS[entry.label_set]] if entry.label_set else []
+    tags = ["vision", "beit", "hf_beit", _PIPELINE_TAGS[task]] + (["masked-image-modeling"] if task == "mim" else [])
+    return ModelCardData(
+        license="mit" if entry else "other",
+        library_name="transformers",
+        pipeline_tag=_PIPELINE_TAGS[task],
+        tags=tags,
+        datasets=sorted(set(datasets)) or None,
+        model_name=model_name,
+        eval_results=_eval_results(entry),
+    )
+
+
+def _preprocessing_text(preset: str, size: int, entry: ReleasedCheckpoint | None) -> str:
+    if preset == "ade20k":
+        text = (
+            f"`preprocessor_config.json` resizes to {size}x{size} (bilinear), rescales to [0, 1] and normalises "
+            "with the ImageNet mean/std (0.485, 0.456, 0.406)/(0.229, 0.224, 0.225), as mmseg did; label maps "
+            "are reduced (0 -> 255 ignored, k -> k-1)."
+        )
+        if entry is not None:
+            text += (
+                f" The published mIoU uses a sliding window of {size}x{size} with stride {2 * size // 3} over "
+                f"images resized to a short side of {size}."
+            )
+        return text
+    stats = "0.5/0.5" if preset == "imagenet-inception" else "the ImageNet mean/std"
+    return (
+        f"As unilm's evaluation: bicubic resize of the short side to {eval_resize_size(size)}, centre crop "
+        f"{size}x{size}, rescale to [0, 1] and normalise with mean/std {stats} (`preprocessor_config.json`). "
+        "The Hub copies made by transformers' script squash images to the square size bilinearly instead."
+    )
+
+
+def _limitations(task: str, entry: ReleasedCheckpoint | None) -> list[str]:
+    items = []
+    if entry is not None:
+        items += [
+            *entry.notes,
+            (
+                "Trained on ImageNet (and ADE20k) web photos: accuracy drops on other domains, and "
+                "the datasets' label sets and biases are inherited."
+            ),
+        ]
+    items.append(
+        "Fixed input resolution; other sizes work through interpolation of the position bias but change results."
+    )
+    if task == "mim":
+        items.append("The head predicts DALL-E tokenizer codes and is not useful on its own; fine-tune instead.")
+    return items
+
+
+def _details(config, task: str, stats: ModelStats, entry: ReleasedCheckpoint | None, labels: str) -> list:
+    size, grid = stats.image_size, stats.image_size // config.patch_size
+    position = (
+        "absolute position embeddings"
+        if config.use_absolute_position_embeddings
+        else "relative position bias "
+        + ("shared by all layers" if config.use_shared_relative_position_bias else "in every layer")
+    )
+    head = {
+        "mim": f"masked image modeling: LayerNorm + linear head to {config.vocab_size} visual tokens",
+        "classification": "image classification: "
+        + ("LayerNorm of the mean patch token" if config.use_mean_pooling else "final LayerNorm of the CLS token")
+        + " + linear head",
+        "segmentation": f"semantic segmentation: FPN neck + UPerNet head (taps after blocks {config.out_indices})"
+        + (" + FCN auxiliary head" if config.use_auxiliary_head else ""),
+    }[task]
+    rows = [
+        (
+            "Architecture",
+            f"BEiT{'-' + entry.size if entry else ''}: Vision Transformer with {position}"
+            + (" and layer scale" if config.layer_scale_init_value > 0 else ""),
+        ),
+        ("Task / head", head),
+        ("Resolution", f"{size}x{size} ({grid}x{grid} patches of {config.patch_size}x{config.patch_size})"),
+        (
+            "Hidden size / layers / heads / MLP",
+            (
+                f"{config.hidden_size} / {config.num_hidden_layers} / "
+                f"{config.num_attention_heads} / {config.intermediate_size}"
+            ),
+        ),
+        ("Labels", labels),
+        ("Parameters", f"{_number(stats.params_millions)}M ({stats.num_parameters:,})"),
+        ("Compute", f"{_number(stats.gmacs)} GMACs per {size}x{size} image"),
+    ]
+    if entry is not None:
+        rows += [
+            ("Pre-training", entry.pretraining),
+            ("Fine-tuning", entry.finetuning),
+            ("Original checkpoint", f"[`{entry.name}.pth`]({entry.url})"),
+            ("License", "MIT (the license of microsoft/unilm)"),
+        ]
+        if entry.hub_equivalent:
+            rows.append(
+                (
+                    "Same weights on the Hub",
+                    (
+                        f"[`{entry.hub_equivalent}`](https://huggingface.co/"
+                        f"{entry.hub_equivalent}) (transformers' conversion; see Preprocessing for the differences)"
+                    ),
+                )
+            )
+    return rows
+
+
+def render_model_card(
+    config,
+    task: str,
+    stats: ModelStats,
+    *,
+    entry: ReleasedCheckpoint | None = None,
+    repo_id: str | None = None,
+    original_name: str = "unknown",
+    conversion_notes: list[str] | tuple[str, ...] = (),
+    preprocessing: str = "imagenet-inception",
+    template_path: str | Path = TEMPLATE_PATH,
+) -> ModelCard:
+    """Render the model card of a converted repo (metadata from ``ModelCardData``, body from the template)."""
+    repo = repo_id or (entry.repo_name if entry else original_name)
+    label_set = entry.label_set if entry else None
+    labels = _LABELS[label_set] if (entry or task == "mim") else f"{config.num_labels} classes"
+    size = _size_name(config.hidden_size)
+    if entry is None:
+        summary = "A BEiT model converted from an original (unilm-format) checkpoint."
+        source = f"the checkpoint `{original_name}`, a BEiT model in the format of microsoft/unilm."
+    else:
+        summary = (
+            f"{entry.pretraining}."
+            if task == "mim"
+            else f"{entry.finetuning[0].upper()}{entry.finetuning[1:]}, after {entry.pretraining[0].lower()}"
+            f"{entry.pretraining[1:]}."
+        )
+        source = (
+            f"the original checkpoint `{entry.name}` released with the paper [BEiT: BERT Pre-Training of Image "
+            f"Transformers]({PAPER}) (Bao, Dong, Piao, Wei) in "
+            "[microsoft/unilm](https://github.com/microsoft/unilm/tree/master/beit)."
+        )
+    return ModelCard.from_template(
+        _card_data(config, task, entry, repo),
+        template_path=str(template_path),
+        title=f"BEiT{'-' + size if size else ''} ({repo})",
+        summary=summary,
+        source_sentence=source,
+        details=_details(config, task, stats, entry, labels),
+        uses=_uses(task, config.num_labels, label_set),
+        code_example=_code(task, repo, config.architectures[0], (stats.image_size // config.patch_size) ** 2),
+        preprocessing_description=_preprocessing_text(preprocessing, stats.image_size, entry),
+        limitations=_limitations(task, entry),
+        training_description=_training(task, entry),
+        metrics=entry.metrics if entry else (),
+        no_metrics_text=(
+            "The authors publish no evaluation numbers for this checkpoint."
+            if entry
+            else "No evaluation numbers are known for this checkpoint."
+        ),
+        architecture=config.architectures[0],
+        transformers_compatibility=(
+            "loads in stock transformers with the same outputs"
+            if task != "segmentation"
+            else "stock transformers loads the weights but taps different blocks"
+        ),
+        layer_norm_eps=config.layer_norm_eps,
+        conversion_notes=list(conversion_notes),
+    )
+
+
+def _uses(task: str, num_labels: int, label_set: str | None) -> str:
+    classes = "the 150 ADE20k categories" if label_set == "ade20k" else f"{num_labels} classes"
+    return {
+        "mim": "Initialisation for fine-tuning on classification, segmentation or detection (the encoder is "
+        "`model.beit`), or continued masked-image-modeling pre-training with a visual tokenizer.",
+        "classification": "Image classification with the label set below, or as a backbone for fine-tuning.",
+        "segmentation": f"Semantic segmentation of scenes into {classes}.",
+    }[task]
+
+
+def _training(task: str, entry: ReleasedCheckpoint | None) -> str:
+    if entry is None:
+        return "Unknown (no registry entry was given for this checkpoint)."
+    text = f"{entry.pretraining}: about 40% of the patches (75 of 196) are masked block-wise and the model predicts "
+    text += "their DALL-E dVAE codes"
+    text += "; AdamW, batch 2048, lr 1.5e-3, 150 epochs." if "22k" in entry.pretraining else " (see the unilm README)."
+    if task != "mim":
+        text += f" Fine-tuning: {entry.finetuning}, with layer-wise learning-rate decay."
+    return text

@@ -1,0 +1,61 @@
+"""Model cards for the registry's released checkpoints, rendered without downloading any weights."""
+
+from __future__ import annotations
+
+from huggingface_hub import ModelCard
+
+from ..data.labels import id2label_for
+from .config_inference import CheckpointFacts, build_config
+from .convert import RENAMING_NOTES
+from .model_card import render_model_card
+from .model_stats import compute_model_stats
+from .registry import ReleasedCheckpoint
+
+
+def release_facts(entry: ReleasedCheckpoint) -> CheckpointFacts:
+    """The architecture facts the converter reads from the released file of ``entry``."""
+    arch = entry.architecture
+    mim, seg = entry.task == "mim", entry.task == "segmentation"
+    absolute = entry.name.endswith("pt1k_800ep")  # the analysis checkpoint: absolute positions, no layer scale
+    return CheckpointFacts(
+        task=entry.task,
+        hidden_size=arch["hidden_size"],
+        num_hidden_layers=arch["num_hidden_layers"],
+        intermediate_size=arch["intermediate_size"],
+        num_attention_heads=arch["num_attention_heads"],
+        patch_size=16,
+        num_channels=3,
+        image_size=entry.image_size,
+        use_absolute_position_embeddings=absolute,
+        use_shared_relative_position_bias=mim and not absolute,
+        use_relative_position_bias=not mim,
+        use_layer_scale=not absolute,
+        use_mask_token=mim,
+        use_mean_pooling=True,
+        num_labels=entry.num_labels,
+        vocab_size=8192 if mim else None,
+        auxiliary_channels=256 if seg else None,
+        auxiliary_num_convs=int(seg),
+        num_pool_scales=4 if seg else 0,
+    )
+
+
+def render_release_card(entry: ReleasedCheckpoint, repo_id: str | None = None) -> ModelCard:
+    """The card ``convert_checkpoint(..., model_name=entry.name)`` writes for the released file."""
+    facts = release_facts(entry)
+    id2label = id2label_for(entry.label_set) if entry.label_set else None
+    config = build_config(facts, entry.task, id2label=id2label)
+    container = "state_dict" if entry.task == "segmentation" else "model"
+    notes = [f"Read `{entry.name}.pth` (weights under `{container}`).", *RENAMING_NOTES]
+    if id2label:
+        notes.append(f"`id2label`: {entry.label_set} ({len(id2label)} classes).")
+    return render_model_card(
+        config,
+        entry.task,
+        compute_model_stats(config, entry.task),
+        entry=entry,
+        repo_id=repo_id,
+        original_name=entry.name,
+        conversion_notes=notes,
+        preprocessing=entry.preprocessing,
+    )

@@ -1,0 +1,143 @@
+"""Robust image decoding and PIL-mode conversion to 8-bit RGB.
+
+``load_image`` turns a path, raw bytes or a binary file object into a fully decoded PIL image and raises
+``InvalidImageError`` (a ``ValueError``) for anything that is not a usable image: empty input, unknown formats,
+corrupt or truncated data, and images above a pixel budget (decompression bombs).
+
+``pil_to_rgb_array`` converts a PIL image of any mode to an ``(H, W, 3)`` uint8 array the way transformers'
+processors do (transparency composited onto white, everything else through ``Image.convert("RGB")``), with one
+deliberate exception: 16-bit greyscale (``I;16*`` modes, e.g. 16-bit PNG/TIFF) is scaled to 8 bits
+(``round(v / 257)``) instead of being clipped at 255, which turns almost every such image pure white.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = ["DEFAULT_MAX_PIXELS", "InvalidImageError", "load_image", "pil_to_rgb_array", "sixteen_bit_to_uint8"]
+
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+
+#: Default pixel budget of ``load_image``: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+class InvalidImageError(ValueError):
+    """The input could not be decoded into a usable image (corrupt, truncated, not an image, or too large)."""
+
+
+def _describe(source: ImageSource) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"file {os.fspath(source)!r}"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"{len(source)} bytes of input"
+    return f"stream {getattr(source, 'name', type(source).__name__)!r}"
+
+
+def _open_stream(source: ImageSource) -> BinaryIO:
+    if isinstance(source, (str, os.PathLike)):
+        return open(source, "rb")  # FileNotFoundError / IsADirectoryError propagate unchanged: they are not bad images
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise InvalidImageError("Cannot decode an image from empty input (0 bytes). Pass the image file's bytes.")
+        return io.BytesIO(bytes(source))
+    if hasattr(source, "read"):
+        return source
+    raise TypeError(f"load_image expects a path, bytes or a binary file object, got {type(source).__name__}.")
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    convert_to_rgb: bool = False,
+) -> Image.Image:
+    """Decode ``source`` (path, bytes or binary file object) into a fully loaded PIL image.
+
+    The EXIF orientation is applied (as transformers' ``load_image`` does). The pixel mode is kept unless
+    ``convert_to_rgb`` is set, in which case the result is an 8-bit RGB image converted with ``pil_to_rgb_array``.
+
+    Args:
+        source: a file path, the encoded bytes, or a binary file object.
+        max_pixels: reject images with more than this many pixels before decoding them (``None`` = no own limit;
+            Pillow still refuses images above twice ``PIL.Image.MAX_IMAGE_PIXELS``).
+        convert_to_rgb: return an RGB image instead of the stored mode.
+
+    Raises:
+        InvalidImageError: empty, unrecognised, corrupt or truncated data, or an image above ``max_pixels``.
+    """
+    what = _describe(source)
+    stream = _open_stream(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own budget below
+            image = Image.open(stream)
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise InvalidImageError(
+                    f"The image in {what} is {width}x{height} = {width * height} pixels, above the limit of "
+                    f"{max_pixels} (possible decompression bomb). Pass a larger max_pixels if the image is trusted."
+                )
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except InvalidImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(
+            f"The image in {what} exceeds Pillow's decompression-bomb limit ({error}). Raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
+        ) from error
+    except Image.UnidentifiedImageError as error:
+        raise InvalidImageError(
+            f"Could not identify an image format in {what}: it is not an image file Pillow can read, or its "
+            "header is corrupt."
+        ) from error
+    except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error ...
+        raise InvalidImageError(
+            f"The image in {what} is corrupt or truncated and could not be decoded ({type(error).__name__}: {error})."
+        ) from error
+    finally:
+        if isinstance(source, (str, os.PathLike)):
+            stream.close()
+    if convert_to_rgb:
+        return Image.fromarray(pil_to_rgb_array(image))
+    return image
+
+
+def sixteen_bit_to_uint8(array: np.ndarray) -> np.ndarray:
+    """Map 16-bit values 0..65535 to 0..255 by ``round(v / 257)`` (exact for 8-bit data stored as ``v * 257``)."""
+    wide = np.clip(array, 0, 65535).astype(np.uint32)
+    return ((wide + 128) // 257).astype(np.uint8)
+
+
+def pil_to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Return ``image`` as an ``(H, W, 3)`` uint8 array (read-only when no conversion was needed).
+
+    Transparency (an alpha band, or a ``transparency`` entry of palette/greyscale images) is composited onto a
+    white background, as transformers does; 16-bit greyscale is scaled to 8 bits (see module docstring); all
+    other modes (L, P, 1, CMYK, YCbCr, I, F, ...) go through ``Image.convert("RGB")``.
+    """
+    mode = image.mode
+    if mode == "RGB" and image.info.get("transparency") is None:
+        return np.asarray(image)
+    if mode in _SIXTEEN_BIT_MODES:
+        grey = sixteen_bit_to_uint8(np.asarray(image))
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    try:
+        if "A" in image.getbands() or image.info.get("transparency") is not None:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+        return np.asarray(image.convert("RGB"))
+    except ValueError as error:
+        raise InvalidImageError(
+            f"Cannot convert a PIL image of mode {mode!r} to RGB ({error}). Convert it to 'RGB' or 'RGBA' first."
+        ) from error

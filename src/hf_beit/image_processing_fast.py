@@ -1,0 +1,112 @@
+"""Tensor kernels of the fast BEiT preprocessing path (no PIL, no float64, no full-size copies).
+
+The processor keeps images as uint8 channel-first *views* of the decoded HWC buffer, so torch's antialiased uint8
+resize (AVX2 kernels working on channels-last data) runs without a layout change; crops are views; each image is
+copied once (uint8 -> float32, to contiguous) into a preallocated batch, then rescale and normalisation are one
+in-place affine op on the whole batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.transforms.v2 import functional as tvF
+
+__all__ = ["affine_coefficients", "center_crop", "reduce_labels", "rescale_and_normalize_into_batch"]
+
+CROP_ROUNDINGS = ("floor", "round")
+
+
+def _crop_offset(excess: int, rounding: str) -> int:
+    # "floor": transformers' centre crop; "round": torchvision's CenterCrop (Python round, half to even).
+    return excess // 2 if rounding == "floor" else round(excess / 2.0)
+
+
+def center_crop(image: torch.Tensor, crop_height: int, crop_width: int, rounding: str = "floor") -> torch.Tensor:
+    """Crop the centre ``crop_height x crop_width`` of ``image`` (``(..., H, W)``), zero-padding smaller images.
+
+    ``rounding`` decides the offset when the excess is odd: ``"floor"`` as transformers' processors,
+    ``"round"`` as ``torchvision.transforms.CenterCrop`` (which unilm's evaluation uses).
+    """
+    if rounding not in CROP_ROUNDINGS:
+        raise ValueError(f"crop_rounding must be one of {CROP_ROUNDINGS}, got {rounding!r}.")
+    height, width = image.shape[-2:]
+    if crop_height > height or crop_width > width:
+        pad_w, pad_h = max(crop_width - width, 0), max(crop_height - height, 0)
+        padding = [pad_w // 2, pad_h // 2, (pad_w + 1) // 2, (pad_h + 1) // 2]  # left, top, right, bottom
+        image = tvF.pad(image, padding, fill=0)
+        height, width = image.shape[-2:]
+    top = _crop_offset(height - crop_height, rounding)
+    left = _crop_offset(width - crop_width, rounding)
+    return image[..., top : top + crop_height, left : left + crop_width]
+
+
+def _per_channel(value: float | Sequence[float], num_channels: int, name: str) -> torch.Tensor:
+    values = torch.as_tensor(value, dtype=torch.float64).flatten()
+    if values.numel() == 1:
+        values = values.expand(num_channels)
+    if values.numel() != num_channels:
+        raise ValueError(
+            f"{name} has {values.numel()} values but the images have {num_channels} channel(s). Pass one value per "
+            "channel, or keep do_convert_rgb=True so that every image is converted to 3-channel RGB."
+        )
+    return values
+
+
+def affine_coefficients(
+    num_channels: int,
+    do_rescale: bool,
+    rescale_factor: float,
+    do_normalize: bool,
+    image_mean: float | Sequence[float] | None,
+    image_std: float | Sequence[float] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(scale, bias)`` (float32, shape ``(C, 1, 1)``) with ``out = pixel * scale + bias``.
+
+    Equals rescaling by ``rescale_factor`` followed by ``(x - mean) / std``; computed in float64, stored in float32.
+    """
+    scale = torch.full((num_channels,), float(rescale_factor) if do_rescale else 1.0, dtype=torch.float64)
+    bias = torch.zeros(num_channels, dtype=torch.float64)
+    if do_normalize:
+        mean = _per_channel(image_mean, num_channels, "image_mean")
+        std = _per_channel(image_std, num_channels, "image_std")
+        scale, bias = scale / std, -mean / std
+    return scale.float().view(-1, 1, 1), bias.float().view(-1, 1, 1)
+
+
+def rescale_and_normalize_into_batch(
+    images: list[torch.Tensor],
+    do_rescale: bool,
+    rescale_factor: float,
+    do_normalize: bool,
+    image_mean: float | Sequence[float] | None,
+    image_std: float | Sequence[float] | None,
+) -> torch.Tensor | list[torch.Tensor]:
+    """Rescale + normalise ``(C, H, W)`` images into one contiguous float32 batch (or a list of images
+    when their shapes differ). With neither step enabled the images keep their dtype, as in transformers."""
+    if not images:
+        return []
+    same_shape = all(image.shape == images[0].shape for image in images)
+    if not (do_rescale or do_normalize):
+        return torch.stack(images) if same_shape else [image.contiguous() for image in images]
+    # Copy (uint8 -> float32, any layout -> contiguous), then one in-place affine per batch. A single fused op
+    # mixing uint8 channels-last input and float32 output hits a slow TensorIterator path (measured: ~30 ms
+    # instead of ~50 us per 224x224 image).
+    if same_shape:
+        outputs = torch.empty((len(images), *images[0].shape), dtype=torch.float32)
+    else:
+        outputs = [torch.empty(image.shape, dtype=torch.float32) for image in images]
+    for target, image in zip(outputs, images):
+        target.copy_(image)
+    for group in [outputs] if same_shape else outputs:
+        scale, bias = affine_coefficients(
+            group.shape[-3], do_rescale, rescale_factor, do_normalize, image_mean, image_std
+        )
+        group.mul_(scale).add_(bias)
+    return outputs
+
+
+def reduce_labels(label: torch.Tensor) -> torch.Tensor:
+    """ADE20k-style label reduction: 0 (background) -> 255 (ignored), k -> k - 1, and 255 stays 255."""
+    ignore = torch.tensor(255, dtype=label.dtype)
+    return torch.where((label == 0) | (label == 255), ignore, label - 1)

@@ -1,0 +1,84 @@
+"""Load hf_beit models and image processors from local repositories (never transformers' own BEiT classes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TASKS = ("image-classification", "image-segmentation", "image-feature-extraction")
+_TASK_CLASS_NAMES = {
+    "image-classification": "BeitForImageClassification",
+    "image-segmentation": "BeitForSemanticSegmentation",
+    "image-feature-extraction": "BeitModel",
+}
+
+
+def _hf_beit_attr(name: str) -> Any:
+    import hf_beit
+
+    return getattr(hf_beit, name)
+
+
+def model_class_for_task(task: str) -> type:
+    """The hf_beit model class serving ``task`` (one of :data:`TASKS`)."""
+    if task not in _TASK_CLASS_NAMES:
+        raise ValueError(f"Unsupported task {task!r}; hf_beit pipelines support: {', '.join(TASKS)}.")
+    return _hf_beit_attr(_TASK_CLASS_NAMES[task])
+
+
+def check_local_repo(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path if it is a directory holding a ``config.json``; raise a clear error otherwise."""
+    repo = Path(path)
+    if not repo.is_dir():
+        raise FileNotFoundError(
+            f"Model path {str(repo)!r} is not a directory. Pass a local model repository (a folder written by "
+            "save_pretrained, with config.json and model.safetensors); Hub downloads are not done here."
+        )
+    if not (repo / "config.json").is_file():
+        raise FileNotFoundError(f"{str(repo)!r} has no config.json; is it a model repository written by save_pretrained?")
+    return repo
+
+
+def load_model(path: str | os.PathLike, task: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load the hf_beit model for ``task`` from a local repository, in eval mode on ``device``."""
+    repo = check_local_repo(path)
+    model = model_class_for_task(task).from_pretrained(str(repo))
+    return model.to(device).eval()
+
+
+def load_image_processor(path: str | os.PathLike) -> Any:
+    """Load hf_beit's ``BeitImageProcessor`` from a local repository's ``preprocessor_config.json``."""
+    repo = Path(path)
+    if not (repo / "preprocessor_config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(repo)!r} has no preprocessor_config.json. Save one with "
+            "`hf_beit.BeitImageProcessor(...).save_pretrained(repo)` or pass `image_processor=` explicitly."
+        )
+    return _hf_beit_attr("BeitImageProcessor").from_pretrained(str(repo))
+
+
+def processor_for_model(model: torch.nn.Module, image_processor: Any = None) -> Any:
+    """``image_processor`` if given, else the processor saved next to the model's weights."""
+    if image_processor is not None:
+        return image_processor
+    source = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    if source and Path(source).is_dir():
+        return load_image_processor(source)
+    raise ValueError(
+        "No image processor: pass `image_processor=hf_beit.BeitImageProcessor(...)`; the model object was not "
+        "loaded from a local repository with a preprocessor_config.json."
+    )
+
+
+def label_names(config: Any) -> list[str]:
+    """Class names in class-id order (``LABEL_i`` where the config has no name)."""
+    id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
+    return [str(id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
+
+
+def is_multi_label(config: Any) -> bool:
+    """True for models trained with a sigmoid per class (``problem_type == "multi_label_classification"``)."""
+    return getattr(config, "problem_type", None) == "multi_label_classification"

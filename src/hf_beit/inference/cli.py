@@ -1,0 +1,133 @@
+"""``hf-beit predict``, ``hf-beit segment`` and ``hf-beit serve``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+_USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+
+
+def _size(values: list[int] | None) -> tuple[int, int] | None:
+    if values is None:
+        return None
+    if len(values) not in (1, 2):
+        raise ValueError(f"Expected HEIGHT [WIDTH]; got {len(values)} numbers.")
+    return (values[0], values[-1])
+
+
+def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def func(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except _USER_ERRORS as error:
+            print(f"hf-beit {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"hf-beit {args.command}: interrupted; no partial output was written.", file=sys.stderr)
+            return 130
+
+    return func
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from ._images import expand_image_paths
+    from ._io import atomic_write_text
+    from ._loading import load_image_processor, load_model
+    from .predict import format_predictions, predict_images
+
+    paths = expand_image_paths(args.images, recursive=args.recursive)
+    model = load_model(args.model, "image-classification", device=args.device)
+    processor = load_image_processor(args.model)
+    results = predict_images(model, processor, paths, batch_size=args.batch_size, top_k=args.top_k,
+                             threshold=args.threshold, progress=not args.quiet)
+    text = format_predictions(results, args.format)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(args.output, text)
+    return 0
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    from ._images import expand_image_paths
+    from ._loading import load_image_processor, load_model
+    from .segment import segment_files
+
+    paths = expand_image_paths(args.images, recursive=args.recursive)
+    model = load_model(args.model, "image-segmentation", device=args.device)
+    processor = load_image_processor(args.model)
+    resize_scale = None if args.no_resize else (tuple(args.resize_scale) if args.resize_scale else "auto")
+    written = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
+                            crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
+                            window_batch_size=args.batch_size)
+    print(f"Wrote {len(written)} masks and overlays to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ._loading import load_image_processor, load_model
+    from .server import ServerLimits, UrlPolicy, create_app
+
+    limits = ServerLimits(max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_images=args.max_images,
+                          max_pixels=args.max_pixels)
+    policy = UrlPolicy.from_hosts(args.allow_url_host)
+    model = load_model(args.model, "image-classification", device=args.device)
+    app = create_app(model, load_image_processor(args.model), limits=limits, url_policy=policy, top_k=args.top_k,
+                     max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser, with_images: bool = True) -> None:
+    parser.add_argument("model", help="local model repository (folder written by save_pretrained)")
+    if with_images:
+        parser.add_argument("images", nargs="+", help="image files, folders and glob patterns (quote globs)")
+        parser.add_argument("--recursive", action="store_true", help="also take images from sub-folders")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``predict``, ``segment`` and ``serve`` sub-commands."""
+    predict = subparsers.add_parser("predict", help="classify images (top-k labels; JSON or CSV)")
+    _add_common(predict)
+    predict.add_argument("--batch-size", type=int, default=8)
+    predict.add_argument("--top-k", type=int, default=None,
+                         help="labels per image (default 5; multi-label models: all above --threshold)")
+    predict.add_argument("--threshold", type=float, default=0.5, help="multi-label models: minimum sigmoid score")
+    predict.add_argument("--format", choices=("json", "csv"), default="json")
+    predict.add_argument("--output", default=None, help="output file (default: stdout)")
+    predict.set_defaults(func=_guarded(_run_predict))
+
+    segment = subparsers.add_parser("segment", help="semantic segmentation: class-id mask + overlay PNG per image")
+    _add_common(segment)
+    segment.add_argument("--output", required=True, help="output folder (written atomically)")
+    segment.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    segment.add_argument("--crop", type=int, nargs="+", metavar="SIZE",
+                         help="window HEIGHT [WIDTH] (default: the model's image_size, e.g. 640)")
+    segment.add_argument("--stride", type=int, nargs="+", metavar="SIZE",
+                         help="window step HEIGHT [WIDTH] (default: 2/3 of the crop, e.g. 426)")
+    segment.add_argument("--resize-scale", type=int, nargs=2, metavar=("LONG", "SHORT"),
+                         help="keep-ratio resize to fit LONG x SHORT first (default: 4*crop x crop, e.g. 2560 640)")
+    segment.add_argument("--no-resize", action="store_true", help="slide over the image at its own size")
+    segment.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    segment.set_defaults(func=_guarded(_run_segment))
+
+    serve = subparsers.add_parser("serve", help="HTTP scoring endpoint (Azure ML online-endpoint format)")
+    _add_common(serve, with_images=False)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--allow-url-host", action="append", default=[], metavar="HOST",
+                       help="allow fetching image URLs from HOST (repeatable; default: URLs refused)")
+    serve.add_argument("--max-body-mb", type=float, default=16.0)
+    serve.add_argument("--max-images", type=int, default=16, help="images per request")
+    serve.add_argument("--max-pixels", type=int, default=25_000_000, help="pixels per image (decoded)")
+    serve.add_argument("--max-batch-size", type=int, default=16, help="images per forward pass")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="time to gather concurrent requests")
+    serve.add_argument("--top-k", type=int, default=None, help="return only the K best labels (default: all)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_guarded(_run_serve))

@@ -1,0 +1,120 @@
+"""Registry, preprocessing presets, model statistics and the generated model cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import transformers
+from huggingface_hub import ModelCard
+from PIL import Image
+
+from hf_beit.conversion import (
+    RELEASED_CHECKPOINTS,
+    build_config,
+    compute_model_stats,
+    get_released_checkpoint,
+    preprocessor_config,
+)
+from hf_beit.conversion.release_cards import release_facts, render_release_card
+
+CARDS = Path(__file__).resolve().parents[1] / "model_cards"
+
+
+def test_registry_covers_every_release():
+    names = set(RELEASED_CHECKPOINTS)
+    for size in ("base", "large"):
+        assert {
+            f"beit_{size}_patch16_224_pt22k",
+            f"beit_{size}_patch16_224_pt22k_ft22k",
+            f"beit_{size}_patch16_224_pt22k_ft22kto1k",
+            f"beit_{size}_patch16_384_pt22k_ft22kto1k",
+            f"beit_{size}_patch16_224_pt22k_ft1k",
+            f"beit_{size}_patch16_640_pt22k_ft22ktoade20k",
+        } <= names
+    assert "beit_large_patch16_512_pt22k_ft22kto1k" in names and len(names) == 14
+    assert get_released_checkpoint("beit-base-patch16-224").name == "beit_base_patch16_224_pt22k_ft22kto1k"
+    entry = get_released_checkpoint("beit_large_patch16_512_pt22k_ft22kto1k.pth")
+    assert entry.image_size == 512 and [m.value for m in entry.metrics] == [88.6, 98.658]
+
+
+def _analytic_base_classification(image=224, classes=1000, dim=768, ffn=3072, layers=12, heads=12):
+    """Hand count of BEiT-base: parameters and multiply-accumulates (matmuls, conv, attention)."""
+    tokens, window = (image // 16) ** 2 + 1, image // 16
+    per_layer = (
+        4 * dim + 4 * dim * dim + 3 * dim + 2 * dim * ffn + ffn + dim + 2 * dim + ((2 * window - 1) ** 2 + 3) * heads
+    )
+    params = 3 * 256 * dim + dim + dim + layers * per_layer + 2 * dim + dim * classes + classes
+    macs = (tokens - 1) * 768 * dim + layers * (4 * tokens * dim * dim + 2 * tokens**2 * dim + 2 * tokens * dim * ffn)
+    return params, (macs + dim * classes) / 1e9
+
+
+@pytest.mark.parametrize("image", [224, 384])
+def test_stats_match_hand_count(image):
+    name = f"beit_base_patch16_{image}_pt22k_ft22kto1k"
+    facts = release_facts(RELEASED_CHECKPOINTS[name])
+    stats = compute_model_stats(build_config(facts, "classification", num_labels=1000), "classification")
+    params, gmacs = _analytic_base_classification(image)
+    assert stats.num_parameters == params and stats.gmacs == pytest.approx(gmacs, rel=1e-9)
+    assert round(stats.params_millions) == 87  # README: 87M
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "beit_base_patch16_224_pt22k_ft22kto1k",
+        "beit_base_patch16_224_pt22k",
+        "beit_base_patch16_640_pt22k_ft22ktoade20k",
+    ],
+)
+def test_release_cards(name):
+    entry = RELEASED_CHECKPOINTS[name]
+    card = ModelCard(str(render_release_card(entry)))
+    assert card.data.license == "mit" and card.data.library_name == "transformers"
+    assert (
+        card.data.pipeline_tag
+        == {
+            "mim": "image-feature-extraction",
+            "classification": "image-classification",
+            "segmentation": "image-segmentation",
+        }[entry.task]
+    )
+    results = card.data.eval_results or []
+    assert [(r.metric_type, r.metric_value) for r in results] == [(m.type, m.value) for m in entry.metrics]
+    for section in (
+        "## Model details",
+        "## Uses",
+        "## Limitations",
+        "## Training",
+        "## Evaluation",
+        "## Technical specifications",
+        "## Citation",
+    ):
+        assert section in card.text
+    assert entry.url in card.text
+    committed = CARDS / entry.repo_name / "README.md"
+    assert committed.read_text() == str(render_release_card(entry)), (
+        "regenerate: python conversion/generate_model_cards.py"
+    )
+
+
+def test_every_release_has_a_committed_card():
+    for entry in RELEASED_CHECKPOINTS.values():
+        card = ModelCard.load(CARDS / entry.repo_name / "README.md")
+        assert card.data.model_name == entry.repo_name and "Parameters" in card.text
+
+
+def test_imagenet_preset_is_unilm_eval():
+    config = preprocessor_config("imagenet-inception", 224)
+    assert config["size"] == {"shortest_edge": 256} and config["crop_size"] == {"height": 224, "width": 224}
+    assert config["resample"] == 3 and config["image_mean"] == [0.5] * 3 and not config["do_reduce_labels"]
+    assert preprocessor_config("imagenet-inception", 384)["size"] == {"shortest_edge": 384}
+    processor = transformers.BeitImageProcessor(**{k: v for k, v in config.items() if k != "image_processor_type"})
+    image = Image.fromarray((np.random.default_rng(0).random((300, 450, 3)) * 255).astype("uint8"))
+    pixels = processor(image, return_tensors="pt").pixel_values
+    assert pixels.shape == (1, 3, 224, 224) and pixels.min() >= -1 and pixels.max() <= 1
+    ade = preprocessor_config("ade20k", 640)
+    assert ade["do_reduce_labels"] and ade["size"] == {"height": 640, "width": 640} and ade["image_std"][0] == 0.229
+    with pytest.raises(ValueError, match="preset"):
+        preprocessor_config("coco", 224)

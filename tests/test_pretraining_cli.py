@@ -1,0 +1,83 @@
+"""`hf-beit pretrain` end to end on tiny models: k-means on digits, and a (tiny, random) DALL-E encoder file."""
+
+from __future__ import annotations
+
+import json
+
+import attr
+import pytest
+import torch
+
+from hf_beit import BeitForMaskedImageModeling
+from hf_beit.cli import main
+from hf_beit.tokenizers import DalleEncoder, KMeansPatchTokenizer, load_visual_tokenizer
+
+TINY_ARGS = [
+    "--image-size", "32", "--patch-size", "8", "--hidden-size", "32", "--num-hidden-layers", "2",
+    "--num-attention-heads", "2", "--intermediate-size", "64", "--batch-size", "8", "--warmup-steps", "1",
+    "--logging-steps", "1", "--save-steps", "1000", "--num-workers", "0",
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_pretrain_digits_with_kmeans(tmp_path, capsys):
+    out = tmp_path / "mim"
+    argv = ["pretrain", "--dataset", "digits", "--output-dir", str(out), "--max-steps", "3", "--kmeans-vocab-size",
+            "16", "--kmeans-fit-images", "64", "--kmeans-steps", "5", *TINY_ARGS]
+    assert main(argv) == 0
+    assert "Pre-trained 3 steps" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "model.safetensors", "preprocessor_config.json", "pretraining_config.json", "visual_tokenizer"
+    ]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mim")]  # no temp folders left behind
+    model = BeitForMaskedImageModeling.from_pretrained(out)
+    assert model.config.vocab_size == 16 and model.config.use_mask_token and model.config.drop_path_rate == 0.1
+    tokenizer = load_visual_tokenizer(out / "visual_tokenizer")
+    assert isinstance(tokenizer, KMeansPatchTokenizer) and tokenizer.token_grid == (4, 4)
+    settings = json.loads((out / "pretraining_config.json").read_text())
+    assert settings["global_step"] == 3 and len(settings["losses"]) == 3
+    assert settings["num_masking_patches"] == 6 and settings["tokenizer_image_size"] == 16
+    with pytest.raises(SystemExit, match="not empty"):
+        main(argv)
+
+
+def test_pretrain_image_folder_with_dall_e_pickle(tmp_path):
+    dall_e = pytest.importorskip("dall_e")
+    from PIL import Image
+
+    data = tmp_path / "images"
+    data.mkdir()
+    generator = torch.Generator().manual_seed(0)
+    for index in range(4):
+        pixels = (torch.rand(40, 48, 3, generator=generator) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(data / f"{index}.png")
+    torch.manual_seed(0)
+    with attr.validators.disabled():
+        encoder = dall_e.Encoder(n_hid=16, n_blk_per_group=1, vocab_size=64)
+    torch.save(encoder, tmp_path / "encoder.pkl")
+    out = tmp_path / "mim"
+    argv = ["pretrain", "--data-dir", str(data), "--output-dir", str(out), "--tokenizer", "dalle",
+            "--tokenizer-path", str(tmp_path / "encoder.pkl"), "--max-steps", "2", *TINY_ARGS]
+    with pytest.raises(ValueError, match="trust_pickle"):
+        main(argv)
+    assert main([*argv, "--trust-pickle"]) == 0
+    tokenizer = load_visual_tokenizer(out / "visual_tokenizer")
+    assert isinstance(tokenizer, DalleEncoder) and tokenizer.vocab_size == 64
+    settings = json.loads((out / "pretraining_config.json").read_text())
+    assert settings["tokenizer_image_size"] == 32 and settings["tokenizer_type"] == "dall_e"
+    assert BeitForMaskedImageModeling.from_pretrained(out).config.vocab_size == 64
+
+
+def test_pretrain_argument_errors(tmp_path):
+    with pytest.raises(SystemExit, match="--data-dir"):
+        main(["pretrain", "--output-dir", str(tmp_path / "o"), *TINY_ARGS])
+    with pytest.raises(SystemExit, match="--tokenizer-path"):
+        main(["pretrain", "--dataset", "digits", "--tokenizer", "dalle", "--output-dir", str(tmp_path / "o"),
+              *TINY_ARGS])
