@@ -32,8 +32,8 @@ from hf_beit.pretraining import PretrainingOptions, load_digits_images, run_pret
 from hf_beit.training.init_from import build_model, finetune_config
 from hf_beit.training.layer_decay import create_layer_decay_optimizer
 
-MODEL = dict(image_size=32, patch_size=4, hidden_size=96, num_hidden_layers=4, num_attention_heads=4,
-             intermediate_size=192, drop_path_rate=0.1)
+MODEL = dict(image_size=32, patch_size=4, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+             intermediate_size=128, drop_path_rate=0.1)
 RESULTS = Path(__file__).with_name("results_mim_digits.md")
 
 
@@ -41,10 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Fine-tuning seeds (label draws).")
     parser.add_argument("--pretrain-seed", type=int, default=0)
-    parser.add_argument("--pretrain-epochs", type=float, default=40)
+    parser.add_argument("--pretrain-epochs", type=float, default=30)
     parser.add_argument("--pretrain-lr", type=float, default=1.5e-3)
     parser.add_argument("--kmeans-vocab-size", type=int, default=128)
-    parser.add_argument("--finetune-epochs", type=int, default=100)
+    parser.add_argument("--finetune-epochs", type=int, default=60)
     parser.add_argument("--finetune-lr", type=float, default=2e-3)
     parser.add_argument("--layer-decay", type=float, default=0.75, help="For the pre-trained model.")
     parser.add_argument("--scratch-layer-decay", type=float, default=1.0)

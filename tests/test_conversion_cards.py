@@ -6,16 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import transformers
 from huggingface_hub import ModelCard
 from PIL import Image
+from test_conversion_reference import make_backbone
 
 from hf_beit.conversion import (
     RELEASED_CHECKPOINTS,
     build_config,
     compute_model_stats,
+    convert_checkpoint,
     get_released_checkpoint,
     preprocessor_config,
+    registry,
 )
 from hf_beit.conversion.release_cards import release_facts, render_release_card
 
@@ -118,3 +122,32 @@ def test_imagenet_preset_is_unilm_eval():
     assert ade["do_reduce_labels"] and ade["size"] == {"height": 640, "width": 640} and ade["image_std"][0] == 0.229
     with pytest.raises(ValueError, match="preset"):
         preprocessor_config("coco", 224)
+
+
+def test_model_name_fixes_labels_preprocessing_and_card(tmp_path, monkeypatch):
+    """A registry conversion end to end, with the registry's "base" size shrunk so the weights stay tiny."""
+    tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
+    monkeypatch.setitem(registry.SIZES, "base", tiny)
+    torch.manual_seed(0)
+    state = make_backbone(depth=2, window=14, patch=16) | {
+        "fc_norm.weight": torch.ones(32),
+        "fc_norm.bias": torch.zeros(32),
+        "head.weight": torch.randn(1000, 32) * 0.1,
+        "head.bias": torch.zeros(1000),
+    }
+    checkpoint = tmp_path / "beit_base_patch16_224_pt22k_ft22kto1k.pth"
+    torch.save({"model": state}, checkpoint)
+    result = convert_checkpoint(
+        checkpoint,
+        tmp_path / "out",
+        model_name="beit-base-patch16-224",
+        progress=False,
+        log=lambda message: None,
+        repo_id="org/beit-base-patch16-224",
+    )
+    assert result.config.id2label[281] == "tabby, tabby cat" and result.timm_max_abs_diff <= 1e-4
+    processor = transformers.BeitImageProcessor.from_pretrained(result.output)
+    assert processor.crop_size["height"] == 224 and list(processor.image_mean) == [0.5, 0.5, 0.5]
+    card = ModelCard.load(result.output / "README.md")
+    assert [r.metric_value for r in card.data.eval_results] == [85.2, 97.6] and card.data.license == "mit"
+    assert 'from_pretrained("org/beit-base-patch16-224")' in card.text

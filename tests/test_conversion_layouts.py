@@ -176,7 +176,7 @@ def test_resolution_change_resizes_tables(tmp_path):
     model = _timm_beit(init_values=0.1, use_rel_pos_bias=True, use_abs_pos_emb=False)
     result = _convert(tmp_path, {"model": model.state_dict()}, image_size=48)
     assert result.config.image_size == 48 and result.timm_max_abs_diff is None
-        weights = load_file(result.output / "model.safetensors")
+    weights = load_file(result.output / "model.safetensors")
     key = "beit.encoder.layer.1.attention.attention.relative_position_bias.relative_position_bias_table"
     expected = resize_relative_position_bias_table(
         model.state_dict()["blocks.1.attn.relative_position_bias_table"], (4, 4), (6, 6)
@@ -193,9 +193,11 @@ def test_mim_initialises_segmentation_at_new_resolution(tmp_path):
     result = _convert(tmp_path, {"model": sd}, task="segmentation", image_size=48, num_labels=150)
     config = result.config
     assert config.image_size == 48 and config.id2label[0] == "wall" and len(config.id2label) == 150
-    assert result.new_head_keys and all(k.startswith(("fpn", "decode_head", "auxiliary_head")) for k in result.new_head_keys)
+    assert result.new_head_keys and all(
+        k.startswith(("fpn", "decode_head", "auxiliary_head")) for k in result.new_head_keys
+    )
     resized = resize_relative_position_bias_table(sd["rel_pos_bias.relative_position_bias_table"], (4, 4), (6, 6))
-        weights = load_file(result.output / "model.safetensors")
+    weights = load_file(result.output / "model.safetensors")
     tables = [v for k, v in weights.items() if k.endswith("relative_position_bias_table")]
     assert len(tables) == 4 and all(torch.equal(table, resized) for table in tables)
     model = hf_beit.BeitForSemanticSegmentation.from_pretrained(result.output).eval()

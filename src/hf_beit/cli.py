@@ -12,6 +12,7 @@ _COMMAND_MODULES = (
     "hf_beit.training.cli",
     "hf_beit.pretraining.cli",
     "hf_beit.inference.cli",
+    "hf_beit.conversion.cli",
 )
 
 

@@ -200,6 +200,10 @@ def render_model_card(
     template_path: str | Path = TEMPLATE_PATH,
 ) -> ModelCard:
     """Render the model card of a converted repo (metadata from ``ModelCardData``, body from the template)."""
+    if not Path(template_path).is_file():
+        raise FileNotFoundError(
+            f"Model card template {template_path} not found; run from a source checkout of hf_beit."
+        )
     repo = repo_id or (entry.repo_name if entry else original_name)
     label_set = entry.label_set if entry else None
     labels = _LABELS[label_set] if (entry or task == "mim") else f"{config.num_labels} classes"

@@ -27,7 +27,7 @@ from .metrics.trainer_metrics import (
     segmentation_metrics_fn,
     single_label_metrics,
 )
-from .preprocess import ClassificationTransform, SegmentationTransform
+from .preprocess import ClassificationExample, EpochCallback, SegmentationExample, TransformedDataset
 from .trainer import BeitTrainer, JsonlLoggerCallback
 
 logger = logging.getLogger(__name__)
@@ -185,22 +185,20 @@ def _image_processor(image_size: int, task: str, reduce_labels: bool):
     )
 
 
-def _attach_transforms(args, data, schema, label_column, image_size) -> None:
-    if args.task == "classification":
-        train_tf = build_train_transform(image_size, args.augment)
-        eval_tf = build_eval_transform(image_size)
-        for split, transform in (("train", train_tf), ("validation", eval_tf)):
-            data[split] = data[split].with_transform(
-                ClassificationTransform(transform, schema, args.image_column, label_column)
-            )
-        return
+def _wrap_splits(args, data, schema, label_column, image_size) -> dict[str, TransformedDataset]:
+    """Training split with seeded random augmentation, validation split with the deterministic eval transform."""
+    wrapped = {}
     for split, train in (("train", True), ("validation", False)):
-        transform = build_segmentation_transform(image_size, train, args.augment)
-        data[split] = data[split].with_transform(
-            SegmentationTransform(
+        if args.task == "classification":
+            transform = build_train_transform(image_size, args.augment) if train else build_eval_transform(image_size)
+            example_fn = ClassificationExample(transform, schema, args.image_column, label_column)
+        else:
+            transform = build_segmentation_transform(image_size, train, args.augment)
+            example_fn = SegmentationExample(
                 transform, schema.num_labels, args.image_column, label_column, args.reduce_labels, args.ignore_index
             )
-        )
+        wrapped[split] = TransformedDataset(data[split], example_fn, seed=args.seed if train else None)
+    return wrapped
 
 
 def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArguments:
@@ -305,7 +303,7 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         config.problem_type = "multi_label_classification" if schema.multi_label else "single_label_classification"
     image_size = config.image_size_2d[0]
     model = build_model(args.task, config, args.init_from, args.head_init_scale)
-    _attach_transforms(args, data, schema, label_column, image_size)
+    splits = _wrap_splits(args, data, schema, label_column, image_size)
 
     if args.task == "segmentation":
         metric, compute_metrics = "mean_iou", segmentation_metrics_fn(schema.num_labels, args.ignore_index)
@@ -321,11 +319,11 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         model=model,
         args=_training_arguments(args, metric),
         data_collator=collate_pixel_batch,
-        train_dataset=data["train"],
-        eval_dataset=data["validation"],
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
         compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=preprocess,
-        callbacks=[JsonlLoggerCallback(Path(args.output_dir) / "training_log.jsonl")],
+        callbacks=[JsonlLoggerCallback(Path(args.output_dir) / "training_log.jsonl"), EpochCallback(splits["train"])],
         task=args.task,
         layer_decay=args.layer_decay,
         decay_relative_position_tables=args.decay_relative_position_tables,
