@@ -54,10 +54,18 @@ def _timm_logits(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def _dynamic_int8(model: nn.Module) -> nn.Module:
-    """PyTorch's stock dynamic quantisation of every nn.Linear (what a peer user would do)."""
+    """PyTorch's stock dynamic quantisation of the nn.Linear layers (what a peer user would do).
+
+    timm's attention reads ``qkv.weight`` directly (to add its q/v biases), so its qkv GEMM stays fp32.
+    """
+    names = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not name.endswith("attn.qkv")
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), names, dtype=torch.qint8)
 
 
 def _ours(source: nn.Module, name: str, precision: str, mode: str, autocast: bool = False) -> Entry:

@@ -94,10 +94,22 @@ def hf_to_timm_state_dict(state: dict[str, torch.Tensor], num_layers: int) -> di
 
 
 def to_timm(source: hf_beit.BeitForImageClassification) -> nn.Module:
-    """timm's ``beit_base_patch16_224`` with ``source``'s weights (drop-path rate as in the config)."""
+    """timm's BEiT (per-layer relative bias, layer scale, mean pooling) with ``source``'s weights and geometry."""
     config = source.config
+    if config.use_absolute_position_embeddings or config.use_shared_relative_position_bias:
+        raise ValueError("to_timm maps the per-layer relative-bias classification layout only.")
     model = timm.create_model(
-        "beit_base_patch16_224", pretrained=False, num_classes=config.num_labels, drop_path_rate=config.drop_path_rate
+        "beit_base_patch16_224",
+        pretrained=False,
+        num_classes=config.num_labels,
+        drop_path_rate=config.drop_path_rate,
+        img_size=config.image_size,
+        patch_size=config.patch_size,
+        embed_dim=config.hidden_size,
+        depth=config.num_hidden_layers,
+        num_heads=config.num_attention_heads,
+        mlp_ratio=config.intermediate_size / config.hidden_size,
+        init_values=config.layer_scale_init_value,
     )
     state = hf_to_timm_state_dict(source.state_dict(), config.num_hidden_layers)
     model.load_state_dict(state, strict=True)

@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from hf_beit.image_loading import InvalidImageError, load_image, pil_to_rgb_array
+from hf_beit.image_loading import InvalidImageError, load_image, pil_padded_rgb_view, pil_to_rgb_array
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -88,3 +88,12 @@ def test_modes_are_kept_or_converted(photo):
     assert converted.shape == (32, 32, 3) and converted.dtype == np.uint8
     np.testing.assert_array_equal(converted[..., 0], np.round(grey16 / 257).astype(np.uint8))
     assert np.array_equal(pil_to_rgb_array(photo.convert("L")), np.asarray(photo.convert("L").convert("RGB")))
+
+
+def test_zero_copy_rgb_view(photo):
+    view = pil_padded_rgb_view(photo)
+    assert view.shape == (300, 451, 4) and not view.flags.writeable
+    assert np.array_equal(view[..., :3], np.asarray(photo))
+    assert pil_padded_rgb_view(photo.convert("RGBA")) is None and pil_padded_rgb_view(photo.convert("L")) is None
+    # Large images span several Pillow memory blocks and cannot be exported without a copy.
+    assert pil_padded_rgb_view(photo.resize((2600, 2000))) is None

@@ -117,6 +117,13 @@ def test_odd_pil_modes_match_stock_with_rgb_conversion(photos):
         assert max_diff(ours, reference) < ATOL, mode
 
 
+def test_large_image_without_zero_copy_view_matches_stock(photos):
+    large = photos[3].resize((2600, 2000))  # several Pillow memory blocks: the copying path is used
+    for kwargs in [SETTINGS["hub-224"], SETTINGS["short-side-256-crop-224"]]:
+        expected = stock(**kwargs)(large, return_tensors="pt").pixel_values
+        assert max_diff(BeitImageProcessor(**kwargs)(large, return_tensors="pt").pixel_values, expected) < ATOL
+
+
 def test_tiny_and_very_wide_images_match_stock():
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in [(1, 1), (3, 5), (20, 2000)]]

@@ -104,6 +104,11 @@ def test_open_rgb_rejects_non_images(tmp_path):
     grey = tmp_path / "grey.png"
     Image.new("L", (5, 4), 7).save(grey)
     assert open_rgb(grey).mode == "RGB"
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned 90 degrees
+    Image.new("RGB", (40, 30)).save(rotated, exif=exif)
+    assert open_rgb(rotated).size == (30, 40)  # shown upright, like transformers' load_image
 
 
 def test_atomic_output_dir_all_or_nothing(tmp_path):

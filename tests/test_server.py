@@ -114,6 +114,7 @@ def _bomb_png(width: int, height: int) -> bytes:
 
 BAD_REQUESTS = {
     "malformed JSON": (b'{"input_data": {"data": [', 400, "not valid JSON"),
+    "deeply nested JSON": (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
     "no input_data": (b'{"data": []}', 400, "'input_data'"),
     "no image column": (b'{"input_data": {"columns": ["text"], "data": ["x"]}}', 400, "containing 'image'"),
     "empty data": (b'{"input_data": {"columns": ["image"], "data": []}}', 400, "non-empty list"),
@@ -248,3 +249,29 @@ def test_micro_batcher_packs_whole_requests_and_reports_errors():
     assert calls[:3] == [3, 4, 2]  # requests are never split; a request that does not fit waits for the next batch
     assert stats.batches == 3 and stats.images == 9 and stats.requests == 5
     assert all(isinstance(error, RuntimeError) for error in failed)  # both requests of the failed batch learn it
+
+
+def test_serve_cli_wires_options_into_the_app(model, tmp_path, monkeypatch):
+    from test_inference_utils import save_repo
+
+    from hf_beit.cli import main
+
+    repo = save_repo(model, tmp_path / "model")
+    launched = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: launched.update(app=app, **kwargs))
+    assert main(["serve", str(repo), "--port", "8123", "--max-images", "1", "--max-pixels", "100",
+                 "--allow-url-host", "127.0.0.1", "--top-k", "2"]) == 0
+    assert launched["host"] == "127.0.0.1" and launched["port"] == 8123
+    image = random_image(8, 10, seed=8)
+    with running_server(launched["app"]) as url:
+        ok = httpx.post(f"{url}/score", json=_body([_b64(_png(image))]), timeout=30).json()[0]
+        probs = _expected_probs(model, [image])[0]
+        best = probs.argsort(descending=True)[:2]
+        assert ok["labels"] == [LABELS[i] for i in best]
+        torch.testing.assert_close(torch.tensor(ok["probs"]), probs[best], rtol=1e-5, atol=1e-6)
+        too_big = httpx.post(f"{url}/score", json=_body([_b64(_png(random_image(20, 20)))]), timeout=30)
+        assert too_big.status_code == 413 and "at most 100 pixels" in too_big.json()["error"]
+        two = httpx.post(f"{url}/score", json=_body([_b64(_png(image))] * 2), timeout=30)
+        assert two.status_code == 413 and "at most 1 per request" in two.json()["error"]
+        missing_host = httpx.post(f"{url}/score", json=_body(["http://example.com/a.png"]), timeout=30)
+        assert missing_host.status_code == 403 and "allow-list" in missing_host.json()["error"]

@@ -10,6 +10,7 @@ import transformers
 from PIL import Image
 from torchvision import tv_tensors
 
+import hf_beit
 from hf_beit.training.augment import (
     AugmentConfig,
     Mixup,
@@ -40,13 +41,16 @@ from hf_beit.training.synthetic import make_multilabel_folder, make_segmentation
 
 
 def test_digits_dataset_is_stratified_rgb():
-    data = load_digits_dataset(image_size=32, validation_fraction=0.2, seed=0)
-    assert len(data["train"]) + len(data["validation"]) == 1797
+    data = load_digits_dataset(image_size=32, validation_fraction=0.1, test_fraction=0.1, seed=0)
+    sizes = {name: len(split) for name, split in data.items()}
+    assert sum(sizes.values()) == 1797 and sizes["validation"] == sizes["test"] == 180
     image = data["validation"][0]["image"]
     assert image.size == (32, 32) and image.mode == "RGB"
-    counts = np.bincount(data["validation"]["label"], minlength=10)
-    assert counts.min() >= 35 and counts.max() <= 37  # 20% of ~180 per class
+    for split in ("validation", "test"):
+        counts = np.bincount(data[split]["label"], minlength=10)
+        assert counts.min() >= 17 and counts.max() <= 19  # ~18 per class
     assert infer_label_schema(data["train"], "label").id2label == {i: str(i) for i in range(10)}
+    assert list(with_validation_split(data, 0.1, 0)) == ["train", "validation", "test"]
 
 
 def test_class_folder_and_holdout_split(tmp_path):
@@ -92,18 +96,16 @@ def test_segmentation_folder_pairs_schema_and_errors(tmp_path):
         load_segmentation_folder(tmp_path)
 
 
-def test_eval_transform_equals_the_saved_image_processor():
+@pytest.mark.parametrize("processor_class", [hf_beit.BeitImageProcessor, transformers.BeitImageProcessor])
+def test_eval_transform_equals_the_saved_image_processor(processor_class):
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
     ours = build_eval_transform(32)(image)
-    processor = transformers.BeitImageProcessor(
-        size={"height": 32, "width": 32},
-        do_center_crop=False,
-        resample=Image.Resampling.BICUBIC,
-        image_mean=[0.5] * 3,
-        image_std=[0.5] * 3,
-    )
+    processor = processor_class(
+        size={"height": 32, "width": 32}, do_center_crop=False, resample=Image.Resampling.BICUBIC,
+        image_mean=[0.5] * 3, image_std=[0.5] * 3,
+    )  # fmt: skip
     reference = processor(image, return_tensors="pt")["pixel_values"][0]
-    assert torch.allclose(ours, reference, atol=2e-2)  # uint8 rounding inside the processor
+    assert torch.allclose(ours, reference, atol=1.01 / 127.5)  # at most one uint8 step of rounding
 
 
 def test_train_transform_output_and_config_validation():

@@ -12,15 +12,23 @@ deliberate exception: 16-bit greyscale (``I;16*`` modes, e.g. 16-bit PNG/TIFF) i
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["DEFAULT_MAX_PIXELS", "InvalidImageError", "load_image", "pil_to_rgb_array", "sixteen_bit_to_uint8"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "InvalidImageError",
+    "load_image",
+    "pil_padded_rgb_view",
+    "pil_to_rgb_array",
+    "sixteen_bit_to_uint8",
+]
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
@@ -116,6 +124,36 @@ def sixteen_bit_to_uint8(array: np.ndarray) -> np.ndarray:
     """Map 16-bit values 0..65535 to 0..255 by ``round(v / 257)`` (exact for 8-bit data stored as ``v * 257``)."""
     wide = np.clip(array, 0, 65535).astype(np.uint32)
     return ((wide + 128) // 257).astype(np.uint8)
+
+
+@functools.cache
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def pil_padded_rgb_view(image: Image.Image) -> np.ndarray | None:
+    """Zero-copy read-only ``(H, W, 4)`` view of an RGB image's pixel memory (RGB + one padding byte), or ``None``.
+
+    Pillow stores RGB pixels as 4 bytes; it exports them without a copy through the Arrow C data interface, read here
+    with pyarrow (a dependency of ``datasets``). ``None`` when that is unavailable: no pyarrow, a mode other than RGB,
+    a ``transparency`` entry, or an image too large for one memory block. Valid while ``image`` is alive.
+    """
+    if image.mode != "RGB" or image.info.get("transparency") is not None:
+        return None
+    pyarrow = _pyarrow()
+    if pyarrow is None:
+        return None
+    try:
+        flat = pyarrow.array(image).flatten().to_numpy(zero_copy_only=True)
+    except (TypeError, ValueError, NotImplementedError):  # pyarrow.ArrowException derives from these
+        return None
+    if flat.dtype != np.uint8 or flat.size != image.width * image.height * 4:
+        return None
+    return flat.reshape(image.height, image.width, 4)
 
 
 def pil_to_rgb_array(image: Image.Image) -> np.ndarray:

@@ -43,8 +43,14 @@ from transformers.image_utils import (
 from transformers.models.beit.image_processing_beit import BeitImageProcessorKwargs as _StockKwargs
 from transformers.utils import logging
 
-from .image_loading import pil_to_rgb_array, sixteen_bit_to_uint8
-from .image_processing_fast import CROP_ROUNDINGS, center_crop, reduce_labels, rescale_and_normalize_into_batch
+from .image_loading import pil_padded_rgb_view, pil_to_rgb_array, sixteen_bit_to_uint8
+from .image_processing_fast import (
+    CROP_ROUNDINGS,
+    center_crop,
+    padded_rgb,
+    reduce_labels,
+    rescale_and_normalize_into_batch,
+)
 
 __all__ = ["PRESETS", "BeitImageProcessor", "BeitImageProcessorKwargs"]
 
@@ -252,9 +258,13 @@ class BeitImageProcessor(transformers.BeitImageProcessor):
     ) -> torch.Tensor:
         """One input image as a ``(C, H, W)`` tensor; for PIL/HWC inputs a view of the buffer (no copy)."""
         if isinstance(image, Image.Image):
-            array = pil_to_rgb_array(image) if do_convert_rgb else np.asarray(image)
-            tensor = _tensor_from_numpy(array)
-            tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+            padded = pil_padded_rgb_view(image) if do_convert_rgb else None
+            if padded is not None:  # zero-copy RGBX memory; the padding channel is dropped after resizing
+                tensor = _tensor_from_numpy(padded).permute(2, 0, 1)[:3]
+            else:
+                array = pil_to_rgb_array(image) if do_convert_rgb else np.asarray(image)
+                tensor = _tensor_from_numpy(array)
+                tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
         else:
             tensor = _to_tensor(image)
             if tensor.ndim == 2:
@@ -281,7 +291,11 @@ class BeitImageProcessor(transformers.BeitImageProcessor):
         crop_rounding: str,
     ) -> torch.Tensor:
         if do_resize:
-            image = self.resize(image, size=size, resample=resample)
+            padded = padded_rgb(image)
+            if padded is not None:
+                image = self.resize(padded, size=size, resample=resample)[:3]
+            else:
+                image = self.resize(image, size=size, resample=resample)
         if do_center_crop:
             image = center_crop(image, crop_size.height, crop_size.width, crop_rounding)
         return image

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms.v2 import functional as tvF
 
-__all__ = ["affine_coefficients", "center_crop", "reduce_labels", "rescale_and_normalize_into_batch"]
+__all__ = ["affine_coefficients", "center_crop", "padded_rgb", "reduce_labels", "rescale_and_normalize_into_batch"]
 
 CROP_ROUNDINGS = ("floor", "round")
 
@@ -39,6 +39,22 @@ def center_crop(image: torch.Tensor, crop_height: int, crop_width: int, rounding
     top = _crop_offset(height - crop_height, rounding)
     left = _crop_offset(width - crop_width, rounding)
     return image[..., top : top + crop_height, left : left + crop_width]
+
+
+def padded_rgb(image: torch.Tensor) -> torch.Tensor | None:
+    """The 4-channel view behind a ``(3, H, W)`` uint8 view of RGBX memory (pixel stride 4), else ``None``.
+
+    Resizing the 4 channels and dropping the padding afterwards is as fast as resizing packed RGB, while resizing
+    the strided 3-channel view directly is ~4x slower (measured with torch's antialiased uint8 kernels).
+    """
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        return None
+    height, width = image.shape[1:]
+    if image.stride() != (1, 4 * width, 4):
+        return None
+    if image.untyped_storage().nbytes() < image.storage_offset() + 4 * height * width:
+        return None
+    return image.as_strided((4, height, width), (1, 4 * width, 4))
 
 
 def _per_channel(value: float | Sequence[float], num_channels: int, name: str) -> torch.Tensor:

@@ -6,7 +6,7 @@ import glob
 import os
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 _GLOB_CHARS = set("*?[")
@@ -43,9 +43,9 @@ def expand_image_paths(inputs: list[str | os.PathLike], recursive: bool = False)
 
 
 def open_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open an image file fully decoded as RGB; unreadable files raise ``ValueError`` naming the file."""
+    """Open an image file as RGB, upright per its EXIF orientation; unreadable files raise ``ValueError``."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return ImageOps.exif_transpose(image).convert("RGB")
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"Cannot read image {os.fspath(path)!r}: {error}") from error

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ._images import open_rgb
 from ._io import atomic_output_dir
-from .sliding_window import sliding_window_logits
+from .sliding_window import sliding_window_logits, to_pair
 
 
 def default_crop_and_stride(config: Any) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -62,11 +62,10 @@ def segment_image(
     ``(4 * crop, crop)`` keep-ratio resize first, ``None`` = keep the image size, or an explicit ``(long, short)``.
     """
     default_crop, default_stride = default_crop_and_stride(model.config)
-    crop_size = crop_size or default_crop
-    stride = stride or default_stride
+    crop_size = to_pair(default_crop if crop_size is None else crop_size, "crop_size")
+    stride = to_pair(default_stride if stride is None else stride, "stride")
     if resize_scale == "auto":
-        short = min(crop_size) if isinstance(crop_size, tuple) else crop_size
-        resize_scale = (4 * short, short)
+        resize_scale = (4 * min(crop_size), min(crop_size))
     parameter = next(model.parameters())
     pixel_values = _pixel_values(image.convert("RGB"), image_processor, resize_scale)
     pixel_values = pixel_values.to(parameter.device, parameter.dtype)

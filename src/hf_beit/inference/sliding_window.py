@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 
-def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
+def to_pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
+    """``(height, width)`` from an int or a pair, checked to be positive ints."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
         raise ValueError(f"{name} must be a positive int or a pair of positive ints (height, width); got {value!r}.")
@@ -57,8 +58,8 @@ def sliding_window_logits(
     """
     if pixel_values.ndim != 4:
         raise ValueError(f"pixel_values must be (batch, channels, height, width); got shape {tuple(pixel_values.shape)}.")
-    crop_h, crop_w = _pair(crop_size, "crop_size")
-    stride_h, stride_w = _pair(stride, "stride")
+    crop_h, crop_w = to_pair(crop_size, "crop_size")
+    stride_h, stride_w = to_pair(stride, "stride")
     if stride_h > crop_h or stride_w > crop_w:
         raise ValueError(f"stride {(stride_h, stride_w)} exceeds crop_size {(crop_h, crop_w)}; some pixels would be "
                          "covered by no window. Use a stride <= crop size (mmseg uses about 2/3 of the crop).")

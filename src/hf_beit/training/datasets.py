@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _VALIDATION_NAMES = ("validation", "valid", "val", "test")
+_TEST_NAME = "test"
 
 
 class DataError(ValueError):
@@ -84,22 +85,35 @@ def infer_label_schema(dataset: datasets.Dataset, label_column: str) -> LabelSch
 
 
 def with_validation_split(data: datasets.DatasetDict, validation_fraction: float, seed: int) -> datasets.DatasetDict:
-    """Keep an existing validation/test split, otherwise hold out ``validation_fraction`` of ``train``."""
+    """``train`` + ``validation`` (+ ``test`` when it is a separate split).
+
+    An existing validation split (or ``test`` when there is no other) is used for model selection; otherwise
+    ``validation_fraction`` of ``train`` is held out. A ``test`` split next to a validation split is kept for a
+    final, selection-free evaluation.
+    """
     if "train" not in data:
         raise DataError(f"The dataset needs a 'train' split; found {list(data)}.")
-    for name in _VALIDATION_NAMES:
-        if name in data:
-            return datasets.DatasetDict({"train": data["train"], "validation": data[name]})
-    if not 0 < validation_fraction < 1:
-        raise DataError(
-            f"No validation split found and validation_fraction={validation_fraction}; pass a value in (0, 1)."
-        )
-    split = data["train"].train_test_split(test_size=validation_fraction, seed=seed)
-    return datasets.DatasetDict({"train": split["train"], "validation": split["test"]})
+    validation = next((name for name in _VALIDATION_NAMES if name in data), None)
+    if validation is None:
+        if not 0 < validation_fraction < 1:
+            raise DataError(
+                f"No validation split found and validation_fraction={validation_fraction}; pass a value in (0, 1)."
+            )
+        split = data["train"].train_test_split(test_size=validation_fraction, seed=seed)
+        return datasets.DatasetDict({"train": split["train"], "validation": split["test"]})
+    result = {"train": data["train"], "validation": data[validation]}
+    if validation != _TEST_NAME and _TEST_NAME in data:
+        result[_TEST_NAME] = data[_TEST_NAME]
+    return datasets.DatasetDict(result)
 
 
-def load_digits_dataset(image_size: int = 32, validation_fraction: float = 0.2, seed: int = 0) -> datasets.DatasetDict:
-    """scikit-learn's 1797 handwritten 8x8 digits, upsampled (bilinear) to ``image_size`` RGB, stratified split."""
+def load_digits_dataset(
+    image_size: int = 32, validation_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+) -> datasets.DatasetDict:
+    """scikit-learn's 1797 handwritten 8x8 digits, upsampled (bilinear) to ``image_size`` RGB.
+
+    Stratified ``train`` / ``validation`` (model selection) / ``test`` (final report) splits.
+    """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -108,9 +122,11 @@ def load_digits_dataset(image_size: int = 32, validation_fraction: float = 0.2, 
     images = [
         Image.fromarray(p).resize((image_size, image_size), Image.Resampling.BILINEAR).convert("RGB") for p in pixels
     ]
-    indices = np.arange(len(images))
-    train_idx, val_idx = train_test_split(
-        indices, test_size=validation_fraction, random_state=seed, stratify=digits.target
+    indices, targets = np.arange(len(images)), digits.target
+    held_out = validation_fraction + test_fraction
+    train_idx, rest_idx = train_test_split(indices, test_size=held_out, random_state=seed, stratify=targets)
+    val_idx, test_idx = train_test_split(
+        rest_idx, test_size=test_fraction / held_out, random_state=seed, stratify=targets[rest_idx]
     )
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
@@ -118,10 +134,10 @@ def load_digits_dataset(image_size: int = 32, validation_fraction: float = 0.2, 
 
     def subset(idx: np.ndarray) -> datasets.Dataset:
         return datasets.Dataset.from_dict(
-            {"image": [images[i] for i in idx], "label": digits.target[idx].tolist()}, features=features
+            {"image": [images[i] for i in idx], "label": targets[idx].tolist()}, features=features
         )
 
-    return datasets.DatasetDict({"train": subset(train_idx), "validation": subset(val_idx)})
+    return datasets.DatasetDict({"train": subset(train_idx), "validation": subset(val_idx), "test": subset(test_idx)})
 
 
 def load_image_folder(data_dir: str | Path) -> datasets.DatasetDict:

@@ -17,7 +17,15 @@ import torch
 from transformers import TrainingArguments
 
 from .. import BEIT_PRESETS, BeitConfig
-from .augment import AugmentConfig, Mixup, build_eval_transform, build_segmentation_transform, build_train_transform
+from .augment import (
+    BEIT_MEAN,
+    BEIT_STD,
+    AugmentConfig,
+    Mixup,
+    build_eval_transform,
+    build_segmentation_transform,
+    build_train_transform,
+)
 from .collators import collate_pixel_batch
 from .datasets import LabelSchema, infer_label_schema, load_source, segmentation_schema, with_validation_split
 from .init_from import build_model, finetune_config, valid_out_indices
@@ -142,7 +150,7 @@ def _load_data(args: FinetuneArguments, data) -> datasets.DatasetDict:
     elif isinstance(data, datasets.Dataset):
         data = datasets.DatasetDict({"train": data})
     data = with_validation_split(data, args.validation_fraction, args.seed)
-    limits = {"train": args.max_train_samples, "validation": args.max_eval_samples}
+    limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_eval_samples}
     return datasets.DatasetDict(
         {
             name: split.select(range(min(limits[name], len(split)))) if limits[name] else split
@@ -162,7 +170,16 @@ def _label_column(args: FinetuneArguments, train: datasets.Dataset) -> str:
     raise ValueError(f"No label column found among {train.column_names}; pass --label-column.")
 
 
-def _image_processor(image_size: int, task: str, reduce_labels: bool):
+def _normalisation(args: FinetuneArguments) -> tuple[list[float], list[float]]:
+    """Mean/std of the checkpoint's ``preprocessor_config.json`` when fine-tuning, else BEiT's 0.5/0.5."""
+    if args.init_from is not None and (Path(args.init_from) / "preprocessor_config.json").is_file():
+        saved = json.loads((Path(args.init_from) / "preprocessor_config.json").read_text())
+        if "image_mean" in saved and "image_std" in saved:
+            return list(saved["image_mean"]), list(saved["image_std"])
+    return list(BEIT_MEAN), list(BEIT_STD)
+
+
+def _image_processor(image_size: int, task: str, reduce_labels: bool, mean: list[float], std: list[float]):
     """The processor saved with the model; it reproduces the evaluation transform."""
     try:
         from .. import BeitImageProcessor
@@ -179,21 +196,26 @@ def _image_processor(image_size: int, task: str, reduce_labels: bool):
         do_rescale=True,
         rescale_factor=1 / 255,
         do_normalize=True,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
+        image_mean=mean,
+        image_std=std,
         do_reduce_labels=reduce_labels,
     )
 
 
 def _wrap_splits(args, data, schema, label_column, image_size) -> dict[str, TransformedDataset]:
     """Training split with seeded random augmentation, validation split with the deterministic eval transform."""
+    mean, std = _normalisation(args)
     wrapped = {}
-    for split, train in (("train", True), ("validation", False)):
+    for split in data:
+        train = split == "train"
         if args.task == "classification":
-            transform = build_train_transform(image_size, args.augment) if train else build_eval_transform(image_size)
+            if train:
+                transform = build_train_transform(image_size, args.augment, mean, std)
+            else:
+                transform = build_eval_transform(image_size, mean, std)
             example_fn = ClassificationExample(transform, schema, args.image_column, label_column)
         else:
-            transform = build_segmentation_transform(image_size, train, args.augment)
+            transform = build_segmentation_transform(image_size, train, args.augment, mean, std)
             example_fn = SegmentationExample(
                 transform, schema.num_labels, args.image_column, label_column, args.reduce_labels, args.ignore_index
             )
@@ -333,8 +355,10 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
     )
     train_result = trainer.train(resume_from_checkpoint=_resume_path(args))
     metrics = {**trainer.evaluate(), "train_runtime": train_result.metrics.get("train_runtime")}
+    if "test" in splits:  # never used for model selection
+        metrics.update(trainer.evaluate(eval_dataset=splits["test"], metric_key_prefix="test"))
     if trainer.is_world_process_zero():
-        processor = _image_processor(image_size, args.task, args.reduce_labels)
+        processor = _image_processor(image_size, args.task, args.reduce_labels, *_normalisation(args))
         _save_final(trainer, processor, Path(args.output_dir) / FINAL_MODEL_DIR, metrics)
         (Path(args.output_dir) / "arguments.json").write_text(
             json.dumps(dataclasses.asdict(args), indent=2, default=str)

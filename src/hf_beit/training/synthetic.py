@@ -30,7 +30,7 @@ def make_multilabel_folder(root: str | Path, num_images: int = 64, size: int = 3
         image = _noise(rng, size)
         present = [name for name in COLOURS if rng.random() < 0.5]
         for name in present:
-            image[_square(rng, size, size // 3)] = COLOURS[name]
+            image[_square(rng, size, size // 2)] = COLOURS[name]
         file_name = f"{index:04d}.png"
         Image.fromarray(image).save(folder / file_name)
         rows.append({"file_name": file_name, "labels": present})

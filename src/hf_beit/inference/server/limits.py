@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from starlette.requests import Request
 
 
@@ -73,6 +73,6 @@ def decode_image(raw: bytes, max_pixels: int, where: str) -> Image.Image:
         raise RequestError(413, f"{where}: image is {width}x{height} = {width * height} pixels; this server accepts "
                                 f"at most {max_pixels} pixels per image. Downscale it before sending.")
     try:
-        return image.convert("RGB")
+        return ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise RequestError(400, f"{where}: image data is corrupt or truncated ({error}).") from error

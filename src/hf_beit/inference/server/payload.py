@@ -28,6 +28,8 @@ def parse_request(body: bytes, limits: ServerLimits) -> list[str]:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RequestError(400, f"Request body is not valid JSON ({error}). Expected {_EXAMPLE}") from error
+    except RecursionError as error:
+        raise RequestError(400, "Request body is nested too deeply to parse.") from error
     input_data = payload.get("input_data") if isinstance(payload, dict) else None
     if not isinstance(input_data, dict):
         raise RequestError(400, f"Request body must be a JSON object with an 'input_data' object: {_EXAMPLE}")
