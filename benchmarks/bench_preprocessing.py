@@ -102,8 +102,9 @@ def main() -> None:
         print(f"\n### torch threads: {threads}\n")
         run_table(photos, args.repeats)
     print("\nmax abs diff: against transformers' BeitImageProcessor on the same photographs and settings.")
-    print("With several threads, torch ops wait for every thread: on a loaded machine that dominates all torch-based")
-    print("rows (both BeitImageProcessor rows); the 1-thread table is the robust comparison there.")
+    print("With several threads each parallel torch op waits for all of its threads; on a loaded machine that wait")
+    print("dominates transformers' torchvision rows (hf_beit keeps its small ops below torch's parallel grain so they")
+    print("run inline). Compare the 1-thread table, or run on an idle machine, for the kernel-bound ratio.")
 
 
 if __name__ == "__main__":

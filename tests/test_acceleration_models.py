@@ -34,7 +34,10 @@ def _model(task: str) -> torch.nn.Module:
 
 def _logits(model: torch.nn.Module, task: str, pixels: torch.Tensor) -> torch.Tensor:
     extra = {"bool_masked_pos": torch.arange(16).repeat(len(pixels), 1) % 3 == 0} if task == "mim" else {}
-    with torch.inference_mode():
+    # Stock transformers caches its relative-position index process-wide; built under inference_mode it breaks any
+    # later training of a stock model, so stock models run under no_grad. hf_beit must survive inference_mode.
+    stock = type(model).__module__.startswith("transformers.")
+    with torch.no_grad() if stock else torch.inference_mode():
         return model(pixel_values=pixels, **extra).logits.float()
 
 

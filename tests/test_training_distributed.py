@@ -17,7 +17,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hf_beit.training.augment import AugmentConfig
-from hf_beit.training.recipes import latest_checkpoint, train_classification
+from hf_beit.training.checkpoints import latest_checkpoint
+from hf_beit.training.recipes import train_classification
 
 TINY_CONFIG = {
     "hidden_size": 32,

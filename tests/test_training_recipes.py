@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from types import SimpleNamespace
 
 import pytest
 
 import hf_beit
 from hf_beit.cli import build_parser
+from hf_beit.training.checkpoints import latest_checkpoint, resume_path, save_final_model
 from hf_beit.training.datasets import LabelSchema
-from hf_beit.training.recipes import (
-    FinetuneArguments,
-    _base_config,
-    _save_final,
-    latest_checkpoint,
-)
+from hf_beit.training.recipes import FinetuneArguments, _base_config
 
 
 def test_argument_validation():
@@ -65,6 +60,11 @@ def test_latest_checkpoint_skips_incomplete(tmp_path, caplog):
     (tmp_path / "checkpoint-x").mkdir()
     assert latest_checkpoint(tmp_path).endswith("checkpoint-10")
     assert "incomplete checkpoint" in caplog.text and "checkpoint-15" in caplog.text
+    assert resume_path("latest", tmp_path).endswith("checkpoint-10") and resume_path(None, tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="not a complete Trainer checkpoint"):
+        resume_path(str(tmp_path / "checkpoint-15"), tmp_path)
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        resume_path(True, tmp_path / "checkpoint-x")
 
 
 class _FailingProcessor:
@@ -74,17 +74,17 @@ class _FailingProcessor:
 
 def test_final_model_is_written_atomically(tmp_path):
     config = hf_beit.BeitConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
-    trainer = SimpleNamespace(model=hf_beit.BeitForImageClassification(config))
+    model = hf_beit.BeitForImageClassification(config)
     target = tmp_path / "model"
     processor = hf_beit.BeitImageProcessor()
-    _save_final(trainer, processor, target, {"eval_accuracy": 0.5})
+    save_final_model(model, processor, target, {"eval_accuracy": 0.5})
     assert json.loads((target / "eval_results.json").read_text()) == {"eval_accuracy": 0.5}
     with pytest.raises(OSError, match="disk full"):
-        _save_final(trainer, _FailingProcessor(), target, {"eval_accuracy": 0.9})
+        save_final_model(model, _FailingProcessor(), target, {"eval_accuracy": 0.9})
     # the previous output is intact and no temporary directory is left behind
     assert json.loads((target / "eval_results.json").read_text()) == {"eval_accuracy": 0.5}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
-    _save_final(trainer, processor, target, {"eval_accuracy": 0.9})
+    save_final_model(model, processor, target, {"eval_accuracy": 0.9})
     assert json.loads((target / "eval_results.json").read_text()) == {"eval_accuracy": 0.9}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 

@@ -5,8 +5,9 @@ directory saved here loads in stock transformers with the same settings) and cha
 
 * **Speed** (>= 2x stock on real photographs, same output within 1e-6): images stay uint8 channel-last views of the
   decoded buffer (no ``.contiguous()`` copy of the full-size image), are resized by torch's antialiased uint8
-  kernels, cropped as views, copied once into a preallocated float32 batch, and rescaled + normalised by one
-  in-place affine op per batch. See ``benchmarks/bench_preprocessing.py``.
+  kernels, cropped as views, then copied once into a preallocated float32 batch and rescaled + normalised in
+  place, block by block (small blocks run inline, so a loaded machine's thread pool does not stall them). RGB PIL
+  images are read without a copy through Pillow's Arrow export. See ``benchmarks/bench_preprocessing.py``.
 * **Any image mode**: ``do_convert_rgb`` defaults to ``True`` (stock: ``None``, which fails on L/RGBA/P/CMYK
   images). Transparency is composited onto white exactly as transformers does; 16-bit greyscale (``I;16``, e.g.
   16-bit PNG, or uint16 arrays) is scaled to 8 bits instead of being clipped to white (deliberate difference).

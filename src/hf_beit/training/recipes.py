@@ -6,8 +6,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,12 @@ from .augment import (
     build_segmentation_transform,
     build_train_transform,
 )
+from .checkpoints import resume_path, save_final_model
 from .collators import collate_pixel_batch
 from .datasets import LabelSchema, infer_label_schema, load_source, segmentation_schema, with_validation_split
 from .init_from import build_model, finetune_config, valid_out_indices
 from .metrics.trainer_metrics import (
+    float_logits,
     multi_label_metrics,
     segmentation_logits_to_labels,
     segmentation_metrics_fn,
@@ -54,7 +54,6 @@ TINY_PRESET: dict[str, Any] = {
     "layer_scale_init_value": 0.1,
     "auxiliary_channels": 64,
 }
-_CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 FINAL_MODEL_DIR = "model"
 
 
@@ -263,54 +262,6 @@ def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgumen
     )
 
 
-def latest_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest complete ``checkpoint-N`` (one whose ``trainer_state.json``, written last, exists)."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return None
-    found = []
-    for path in output_dir.iterdir():
-        match = _CHECKPOINT_PATTERN.match(path.name)
-        if match and path.is_dir():
-            if (path / "trainer_state.json").is_file():
-                found.append((int(match.group(1)), path))
-            else:
-                logger.warning("Ignoring incomplete checkpoint %s (no trainer_state.json).", path)
-    return str(max(found)[1]) if found else None
-
-
-def _resume_path(args: FinetuneArguments) -> str | None:
-    if args.resume is None or args.resume is False:
-        return None
-    if args.resume is True or args.resume == "latest":
-        path = latest_checkpoint(args.output_dir)
-        if path is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint in {args.output_dir}.")
-        return path
-    if not (Path(args.resume) / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"--resume {args.resume}: not a complete Trainer checkpoint (no trainer_state.json).")
-    return str(args.resume)
-
-
-def _save_final(trainer: BeitTrainer, processor, target: Path, metrics: dict) -> None:
-    """Write model + processor + metrics into a temporary directory beside ``target``, then rename it."""
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
-        trainer.model.save_pretrained(temporary)
-        processor.save_pretrained(temporary)
-        (temporary / "eval_results.json").write_text(json.dumps(metrics, indent=2))
-        if target.exists():
-            previous = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, previous)
-            os.replace(temporary, target)
-            shutil.rmtree(previous)
-        else:
-            os.replace(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-
-
 def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | datasets.Dataset | None = None) -> dict:
     """Train, keep the best checkpoint, save it to ``<output_dir>/model`` and return its validation metrics."""
     data = _load_data(args, data)
@@ -333,7 +284,7 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
     else:
         metric = "mAP" if schema.multi_label else "accuracy"
         compute_metrics = multi_label_metrics if schema.multi_label else single_label_metrics
-        preprocess = _float_logits
+        preprocess = float_logits
     mixup = None
     if args.mixup > 0 or args.cutmix > 0:
         mixup = Mixup(schema.num_labels, args.mixup, args.cutmix, label_smoothing=args.label_smoothing)
@@ -353,23 +304,17 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         label_smoothing=args.label_smoothing,
         mixup=mixup,
     )
-    train_result = trainer.train(resume_from_checkpoint=_resume_path(args))
+    train_result = trainer.train(resume_from_checkpoint=resume_path(args.resume, args.output_dir))
     metrics = {**trainer.evaluate(), "train_runtime": train_result.metrics.get("train_runtime")}
     if "test" in splits:  # never used for model selection
         metrics.update(trainer.evaluate(eval_dataset=splits["test"], metric_key_prefix="test"))
     if trainer.is_world_process_zero():
         processor = _image_processor(image_size, args.task, args.reduce_labels, *_normalisation(args))
-        _save_final(trainer, processor, Path(args.output_dir) / FINAL_MODEL_DIR, metrics)
+        save_final_model(trainer.model, processor, Path(args.output_dir) / FINAL_MODEL_DIR, metrics)
         (Path(args.output_dir) / "arguments.json").write_text(
             json.dumps(dataclasses.asdict(args), indent=2, default=str)
         )
     return metrics
-
-
-def _float_logits(logits, labels):
-    if isinstance(logits, (tuple, list)):
-        logits = logits[0]
-    return logits.float()
 
 
 def train_classification(output_dir: str, data=None, **kwargs) -> dict:

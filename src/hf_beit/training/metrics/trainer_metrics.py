@@ -48,3 +48,10 @@ def segmentation_logits_to_labels(logits, labels: torch.Tensor) -> torch.Tensor:
         logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False
     )
     return upsampled.argmax(dim=1)
+
+
+def float_logits(logits, labels) -> torch.Tensor:
+    """Classification logits as float32 (bf16 autocast logits cannot become numpy arrays)."""
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    return logits.float()
