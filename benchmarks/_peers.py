@@ -47,6 +47,11 @@ def to_transformers(source: hf_beit.BeitForImageClassification, attn_implementat
         model = transformers.BeitForImageClassification.from_pretrained(
             directory, attn_implementation=attn_implementation
         )
+    # transformers caches its relative-position index process-wide on first use; created under inference_mode it
+    # would make every later training step of a stock model fail, so the first call runs under no_grad.
+    config = model.config
+    with torch.no_grad():
+        model(pixel_values=torch.zeros(1, config.num_channels, config.image_size, config.image_size))
     return model.eval()
 
 

@@ -39,8 +39,8 @@ epoch's accuracy (it also selects that epoch), *test* is measured once on the he
 includes process start-up, evaluation after every epoch and checkpointing; *CPU time* is the user+system time of
 the run. The machine is shared with other jobs, so wall time depends on the load shown.
 
-| date (UTC) | CPU | threads | load (1 min) start / end | epochs | wall time | CPU time | validation acc | test acc | top-5 (test) |
-|---|---|---|---|---|---|---|---|---|---|
+| date (UTC) | CPU | threads | load (1 min) start / end | seed | epochs | wall time | CPU time | validation acc | test acc | top-5 (test) |
+|---|---|---|---|---|---|---|---|---|---|---|
 """
 
 
@@ -80,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu = time.perf_counter() - start, _children_cpu_seconds() - cpu_start
         load_end = os.getloadavg()[0]
         results = json.loads((output_dir / "model" / "eval_results.json").read_text())
-        epochs = json.loads((output_dir / "arguments.json").read_text())["epochs"]
+        arguments = json.loads((output_dir / "arguments.json").read_text())
 
     row = (
         f"| {datetime.now(timezone.utc):%Y-%m-%d %H:%M} | {_cpu_name()} | {args.threads} | "
-        f"{load_start:.1f} / {load_end:.1f} | {epochs:g} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
+        f"{load_start:.1f} / {load_end:.1f} | {arguments['seed']} | {arguments['epochs']:g} | {wall / 60:.1f} min | "
+        f"{cpu / 60:.1f} min | "
         f"{results['eval_accuracy']:.2%} | {results['test_accuracy']:.2%} | {results['test_top5_accuracy']:.2%} |"
     )
     if not args.results.exists():

@@ -12,6 +12,7 @@ import hf_beit
 from hf_beit.training.layer_decay import (
     create_layer_decay_optimizer,
     get_layer_id,
+    layer_decay_optimizer_cls_and_kwargs,
     layer_decay_parameter_groups,
 )
 
@@ -184,3 +185,17 @@ def test_optimizer_and_scheduler_keep_the_per_group_scale():
     assert 0 < factor < 1
     for group in optimizer.param_groups:
         assert group["lr"] == pytest.approx(1e-3 * group["lr_scale"] * factor)
+
+
+def test_plain_trainer_with_optimizer_cls_and_kwargs(tmp_path):
+    model = hf_beit.BeitForImageClassification(hf_beit.BeitConfig(**_tiny()))
+    arguments = transformers.TrainingArguments(
+        output_dir=str(tmp_path), learning_rate=2e-3, use_cpu=True, report_to="none", max_steps=1
+    )
+    cls_and_kwargs = layer_decay_optimizer_cls_and_kwargs(model, learning_rate=2e-3, layer_decay=0.8)
+    trainer = transformers.Trainer(model=model, args=arguments, optimizer_cls_and_kwargs=cls_and_kwargs)
+    optimizer = trainer.create_optimizer()
+    assert isinstance(optimizer, torch.optim.AdamW)
+    lrs = {group["group_name"]: group["lr"] for group in optimizer.param_groups}
+    assert lrs["layer_1_decay"] == pytest.approx(2e-3 * 0.8**2) and lrs["layer_3_no_decay"] == pytest.approx(2e-3)
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))

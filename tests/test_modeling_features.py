@@ -194,8 +194,8 @@ def test_initialisation_follows_unilm():
     assert torch.all(layer.attention.attention.relative_position_bias.relative_position_bias_table == 0)
     assert torch.all(model.beit.embeddings.cls_token.abs() > 0)
     # depth rescaling of the residual output projections (fix_init_weight): layer 2 scaled by 1/sqrt(6)
-    std0 = model.beit.encoder.layer[0].output.dense.weight.std()
-    std3 = model.beit.encoder.layer[3].output.dense.weight.std()
+    std0 = model.beit.encoder.layer[0].output.dense.weight.detach().std()
+    std3 = model.beit.encoder.layer[3].output.dense.weight.detach().std()
     assert 1.6 < float(std0 / std3) < 3.4  # expected ratio sqrt(8)/sqrt(2) = 2
 
 

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, MaskedLMOutput
 
+from .acceleration import fused_linear
 from .configuration_beit import BeitConfig
 from .losses import classification_loss, masked_image_modeling_loss
 from .relative_position import BeitRelativePositionBias
@@ -112,22 +112,6 @@ class BeitSelfAttention(nn.Module):
         self.relative_position_bias = (
             BeitRelativePositionBias(config.window_size, self.num_heads) if has_relative_position_bias else None
         )
-        self._qkv_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
-
-    def fused_qkv_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Concatenated ``(3*dim, dim)`` weight and ``(3*dim,)`` bias; cached while autograd is off."""
-        tensors = (self.query.weight, self.key.weight, self.value.weight, self.query.bias, self.value.bias)
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return self._concat_qkv()
-        key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
-        if self._qkv_cache is None or self._qkv_cache[0] != key:
-            self._qkv_cache = (key, *self._concat_qkv())
-        return self._qkv_cache[1], self._qkv_cache[2]
-
-    def _concat_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
-        bias = torch.cat([self.query.bias, torch.zeros_like(self.value.bias), self.value.bias])
-        return weight, bias
 
     def forward(
         self,
@@ -137,9 +121,8 @@ class BeitSelfAttention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, tokens, dim = hidden_states.shape
-        weight, bias = self.fused_qkv_parameters()
-        qkv = F.linear(hidden_states, weight.to(hidden_states.dtype), bias.to(hidden_states.dtype))
-        q, k, v = qkv.view(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = fused_linear(hidden_states, (self.query, self.key, self.value))  # one GEMM for q, k and v
+        q, k, v = qkv.reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         attn_bias = shared_bias
         if self.relative_position_bias is not None:
             layer_bias = self.relative_position_bias(grid)
@@ -169,7 +152,7 @@ class BeitSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.dense(hidden_states))
+        return self.dropout(fused_linear(hidden_states, self.dense))
 
 
 class BeitAttention(nn.Module):
@@ -191,10 +174,10 @@ class BeitIntermediate(nn.Module):
     def __init__(self, config: BeitConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = ACT2FN[config.hidden_act]
+        self.activation = config.hidden_act
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(hidden_states))
+        return fused_linear(hidden_states, self.dense, activation=self.activation)  # GELU fused into the GEMM
 
 
 class BeitOutput(nn.Module):
@@ -206,7 +189,7 @@ class BeitOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.dense(hidden_states))
+        return self.dropout(fused_linear(hidden_states, self.dense))
 
 
 class BeitLayer(GradientCheckpointingLayer):

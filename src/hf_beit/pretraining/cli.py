@@ -128,9 +128,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
     image_size = options.model_overrides.get("image_size") or BeitConfig.from_preset(options.preset).image_size_2d[0]
     dataset = _load_dataset(args, image_size)
     try:
-        summary = run_pretraining(dataset, options, tokenizer=_load_tokenizer(args))
-    except FileExistsError as error:
-        raise SystemExit(str(error)) from error
+        tokenizer = _load_tokenizer(args)
+        summary = run_pretraining(dataset, options, tokenizer=tokenizer)
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as error:
+        raise SystemExit(f"hf-beit pretrain: {error}") from error
     last = summary["losses"][-1] if summary["losses"] else float("nan")
     print(f"Pre-trained {summary['global_step']} steps (last logged loss {last:.4f}); model written to {args.output_dir}")
     return 0

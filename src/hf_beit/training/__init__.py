@@ -19,6 +19,7 @@ _EXPORTS = {
     "finetune_config": "init_from",
     "create_layer_decay_optimizer": "layer_decay",
     "get_layer_id": "layer_decay",
+    "layer_decay_optimizer_cls_and_kwargs": "layer_decay",
     "layer_decay_parameter_groups": "layer_decay",
     "LabelSchema": "datasets",
     "load_digits_dataset": "datasets",

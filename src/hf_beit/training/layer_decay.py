@@ -97,7 +97,7 @@ def layer_decay_parameter_groups(
     return [groups[key] for key in sorted(groups, key=lambda k: (k[0], not k[1]))]
 
 
-def create_layer_decay_optimizer(
+def layer_decay_optimizer_cls_and_kwargs(
     model: nn.Module,
     learning_rate: float,
     weight_decay: float = 0.05,
@@ -106,18 +106,25 @@ def create_layer_decay_optimizer(
     decay_relative_position_tables: bool = True,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
-) -> torch.optim.AdamW:
-    """AdamW over :func:`layer_decay_parameter_groups`; each group's ``lr`` is ``learning_rate * lr_scale``.
+) -> tuple[type[torch.optim.AdamW], dict]:
+    """``(AdamW, kwargs)`` for ``transformers.Trainer(optimizer_cls_and_kwargs=...)``.
 
-    A learning-rate scheduler built afterwards (``LambdaLR``) multiplies every group's initial lr by the same
-    factor, so the per-group scale is kept for the whole schedule, as in unilm.
+    ``kwargs["params"]`` holds the :func:`layer_decay_parameter_groups` with ``lr = learning_rate * lr_scale``
+    (the Trainer takes the groups from there). A learning-rate scheduler built afterwards (``LambdaLR``) multiplies
+    every group's initial lr by the same factor, so the per-group scale holds for the whole schedule, as in unilm.
     """
     if num_layers is None:
         num_layers = _num_layers_of(model)
     groups = layer_decay_parameter_groups(model, num_layers, weight_decay, layer_decay, decay_relative_position_tables)
     for group in groups:
         group["lr"] = learning_rate * group["lr_scale"]
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+    return torch.optim.AdamW, {"params": groups, "lr": learning_rate, "betas": betas, "eps": eps}
+
+
+def create_layer_decay_optimizer(model: nn.Module, learning_rate: float, **kwargs) -> torch.optim.AdamW:
+    """AdamW over the layer-decay groups; ``kwargs`` as for :func:`layer_decay_optimizer_cls_and_kwargs`."""
+    optimizer_cls, optimizer_kwargs = layer_decay_optimizer_cls_and_kwargs(model, learning_rate, **kwargs)
+    return optimizer_cls(optimizer_kwargs.pop("params"), **optimizer_kwargs)
 
 
 def _num_layers_of(model: nn.Module) -> int:
