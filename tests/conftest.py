@@ -7,18 +7,18 @@ import torch
 
 import hf_beit
 
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    intermediate_size=37,
-    image_size=32,
-    patch_size=8,
-    num_labels=3,
-    vocab_size=50,
-    layer_norm_eps=1e-6,
-    drop_path_rate=0.0,
-)
+TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+    "image_size": 32,
+    "patch_size": 8,
+    "num_labels": 3,
+    "vocab_size": 50,
+    "layer_norm_eps": 1e-6,
+    "drop_path_rate": 0.0,
+}
 
 
 def tiny_config(**overrides) -> hf_beit.BeitConfig:

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import hf_beit
+from hf_beit.atomic_io import atomic_output_dir, atomic_write_text
 from hf_beit.inference._images import expand_image_paths, open_rgb
-from hf_beit.inference._io import atomic_output_dir, atomic_write_text
 from hf_beit.inference.segment import default_crop_and_stride, keep_ratio_size, palette
 
 LABELS = ["cat", "dog", "bird"]

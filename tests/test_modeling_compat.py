@@ -5,23 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from conftest import TINY, random_pixels, randomize_
 
 import hf_beit
-from conftest import TINY, random_pixels, randomize_
 
 # The variants the issue names: shared and per-layer relative bias, absolute positions, CLS pooling, no layer scale.
 VARIANTS = {
-    "shared_relative": dict(use_shared_relative_position_bias=True, use_mask_token=True),
-    "per_layer_relative": dict(use_relative_position_bias=True),
-    "absolute_cls_pooling_no_layer_scale": dict(
-        use_absolute_position_embeddings=True, use_mean_pooling=False, layer_scale_init_value=0.0
-    ),
-    "everything": dict(
-        use_absolute_position_embeddings=True,
-        use_relative_position_bias=True,
-        use_shared_relative_position_bias=True,
-        use_mask_token=True,
-    ),
+    "shared_relative": {"use_shared_relative_position_bias": True, "use_mask_token": True},
+    "per_layer_relative": {"use_relative_position_bias": True},
+    "absolute_cls_pooling_no_layer_scale": {
+        "use_absolute_position_embeddings": True, "use_mean_pooling": False, "layer_scale_init_value": 0.0
+    },
+    "everything": {
+        "use_absolute_position_embeddings": True,
+        "use_relative_position_bias": True,
+        "use_shared_relative_position_bias": True,
+        "use_mask_token": True,
+    },
 }
 TASKS = {
     "classification": (transformers.BeitForImageClassification, hf_beit.BeitForImageClassification),

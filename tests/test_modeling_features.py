@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from conftest import TINY, random_pixels, randomize_, tiny_config
 from scipy.interpolate import RectBivariateSpline
 
 import hf_beit
-from conftest import TINY, random_pixels, randomize_, tiny_config
 from hf_beit.relative_position import geometric_resize_matrix, resize_relative_position_table
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import transformers
+from conftest import randomize_, tiny_config
 from PIL import Image
 
 import hf_beit
-from conftest import randomize_, tiny_config
 
 
 def _photo() -> Image.Image:

@@ -13,12 +13,23 @@ from .registration import register_auto_classes
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # The image processor lives in its own module and pulls in torchvision; import it on first use.
-    if name == "BeitImageProcessor":
-        from .image_processing_beit import BeitImageProcessor
+# Heavier parts (torchvision, scipy, datasets) are imported on first use.
+_LAZY = {
+    "BeitImageProcessor": "image_processing_beit",
+    "MaskingGenerator": "masking",
+    "DalleEncoder": "tokenizers.dalle",
+    "KMeansPatchTokenizer": "tokenizers.kmeans",
+    "load_visual_tokenizer": "tokenizers.base",
+    "optimize_for_inference": "acceleration",
+    "pipeline": "inference.pipelines",
+}
 
-        return BeitImageProcessor
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'hf_beit' has no attribute {name!r}")
 
 
@@ -31,5 +42,11 @@ __all__ = [
     "BeitImageProcessor",
     "BeitModel",
     "BeitPreTrainedModel",
+    "DalleEncoder",
+    "KMeansPatchTokenizer",
+    "MaskingGenerator",
+    "load_visual_tokenizer",
+    "optimize_for_inference",
+    "pipeline",
     "register_auto_classes",
 ]

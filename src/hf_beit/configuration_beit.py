@@ -7,13 +7,13 @@ from typing import Any
 import transformers
 from huggingface_hub.dataclasses import strict
 
-_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
-_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096}
 # Architecture facts shared by every released BEiT v1 checkpoint (shared/reference/unilm-checkpoints.md §4).
-_ORIGINAL = dict(patch_size=16, layer_norm_eps=1e-6, use_absolute_position_embeddings=False, hidden_act="gelu")
-_FINETUNED = dict(use_relative_position_bias=True, use_mean_pooling=True)
-_MIM = dict(use_shared_relative_position_bias=True, use_mask_token=True, vocab_size=8192)
-_SEGMENTATION = dict(use_relative_position_bias=True, image_size=640, num_labels=150, use_auxiliary_head=True)
+_ORIGINAL = {"patch_size": 16, "layer_norm_eps": 1e-6, "use_absolute_position_embeddings": False, "hidden_act": "gelu"}
+_FINETUNED = {"use_relative_position_bias": True, "use_mean_pooling": True}
+_MIM = {"use_shared_relative_position_bias": True, "use_mask_token": True, "vocab_size": 8192}
+_SEGMENTATION = {"use_relative_position_bias": True, "image_size": 640, "num_labels": 150, "use_auxiliary_head": True}
 
 BEIT_PRESETS: dict[str, dict[str, Any]] = {
     "beit-base-patch16-224-pt22k": {**_ORIGINAL, **_BASE, **_MIM, "image_size": 224, "layer_scale_init_value": 0.1},
@@ -51,7 +51,7 @@ class BeitConfig(transformers.BeitConfig):
             )
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "BeitConfig":
+    def from_preset(cls, name: str, **overrides: Any) -> BeitConfig:
         """Build the configuration of a released BEiT v1 architecture, e.g. ``"beit-base-patch16-224"``."""
         if name not in BEIT_PRESETS:
             raise KeyError(f"Unknown BEiT preset {name!r}. Available presets: {', '.join(sorted(BEIT_PRESETS))}.")

@@ -9,6 +9,7 @@ cached without autograd), SDPA with the bias as an additive mask.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -275,11 +276,11 @@ class BeitPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _no_split_modules = ["BeitLayer"]
+    _no_split_modules: ClassVar[list[str]] = ["BeitLayer"]
     _supports_sdpa = True
     _supports_flash_attn = False
     _supports_flex_attn = False
-    _keys_to_ignore_on_load_unexpected = [r".*relative_position_index.*"]
+    _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [r".*relative_position_index.*"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -32,27 +32,27 @@ def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
     return index
 
 
-def _geometric_ratio(src_half: int, dst_half: int) -> float:
-    """Bisection of unilm: q such that 1 + q + ... + q^(src_half-1) == dst_half."""
+def geometric_progression_ratio(src_side: int, dst_side: int) -> float:
+    """unilm's bisection on [1.01, 1.5]: q with ``1 + q + ... + q**(src_side//2 - 1) == dst_side // 2``.
+
+    Like the original it returns the last midpoint, so shrinking ends near q = 1.01.
+    """
+    num_terms, target = src_side // 2, dst_side // 2
     left, right = 1.01, 1.5
+    q = (left + right) / 2.0
     while right - left > 1e-6:
         q = (left + right) / 2.0
-        total = (1.0 - q**src_half) / (1.0 - q)
-        if total > dst_half:
+        if (1.0 - q**num_terms) / (1.0 - q) > target:
             right = q
         else:
             left = q
     return q
 
 
-def _source_axis(src_side: int, dst_side: int) -> np.ndarray:
-    """Coordinates of the ``src_side`` stored offsets on the target offset axis (unilm's geometric progression)."""
-    src_half, dst_half = src_side // 2, dst_side // 2
-    if dst_side < src_side:  # shrinking: unilm's bisection is undefined here; spread the source evenly instead
-        return np.linspace(-dst_half, dst_half, src_side)
-    q = _geometric_ratio(src_half, dst_half)
-    steps = q ** np.arange(src_half)  # 1, q, q^2, ...
-    positive = np.cumsum(steps)  # 1, 1+q, 1+q+q^2, ...
+def geometric_source_coordinates(src_side: int, dst_side: int) -> np.ndarray:
+    """Where unilm places the ``src_side`` stored offsets on the target axis: ``-d[::-1], 0, d``, d = 1, 1+q, ..."""
+    q = geometric_progression_ratio(src_side, dst_side)
+    positive = np.cumsum(q ** np.arange(src_side // 2))
     return np.concatenate([-positive[::-1], [0.0], positive])
 
 
@@ -61,16 +61,25 @@ def geometric_resize_matrix(src_side: int, dst_side: int) -> torch.Tensor:
     """``(dst_side, src_side)`` float64 matrix applying unilm's resize along one offset axis.
 
     unilm fits ``scipy interp2d(kind="cubic")`` per head; for gridded data that is the tensor product of 1-D
-    not-a-knot cubic interpolating splines, so the 2-D resize is ``A_h @ grid @ A_w.T`` with these matrices.
+    not-a-knot interpolating splines, so the 2-D resize is ``A_h @ grid @ A_w.T`` with these matrices.
     Being linear, it is differentiable and can run at load time or on the fly.
     """
     if src_side == dst_side:
         return torch.eye(src_side, dtype=torch.float64)
-    source = _source_axis(src_side, dst_side)
+    if src_side < 2:
+        raise ValueError("Cannot interpolate a relative-position table along an axis of size 1.")
+    source = geometric_source_coordinates(src_side, dst_side)
     half = dst_side // 2
     target = np.clip(np.arange(-half, half + 0.1, 1.0), source[0], source[-1])  # FITPACK clamps to its knots
-    spline = make_interp_spline(source, np.eye(src_side), k=3)
+    spline = make_interp_spline(source, np.eye(src_side), k=min(3, src_side - 1))
     return torch.from_numpy(np.ascontiguousarray(spline(target)))
+
+
+def resample_offset_grid(grid: torch.Tensor, dst_sides: tuple[int, int]) -> torch.Tensor:
+    """Resize a ``(rows, cols, heads)`` grid of relative-offset biases to ``dst_sides`` (differentiable)."""
+    rows = geometric_resize_matrix(grid.shape[0], dst_sides[0]).to(grid.device, grid.dtype)
+    cols = geometric_resize_matrix(grid.shape[1], dst_sides[1]).to(grid.device, grid.dtype)
+    return torch.einsum("ys,stc,xt->yxc", rows, grid, cols)
 
 
 def resize_relative_position_table(
@@ -86,11 +95,8 @@ def resize_relative_position_table(
         raise ValueError(
             f"Relative-position table has {table.shape[0]} rows but a {src_window} window needs {expected}."
         )
-    grid = table[: src_h * src_w].reshape(src_h, src_w, -1)
-    rows = geometric_resize_matrix(src_h, dst_h).to(table.device, table.dtype)
-    cols = geometric_resize_matrix(src_w, dst_w).to(table.device, table.dtype)
-    resized = torch.einsum("ys,stc,xt->yxc", rows, grid, cols).reshape(dst_h * dst_w, -1)
-    return torch.cat([resized, table[src_h * src_w :]], dim=0)
+    resized = resample_offset_grid(table[: src_h * src_w].reshape(src_h, src_w, -1), (dst_h, dst_w))
+    return torch.cat([resized.reshape(dst_h * dst_w, -1), table[src_h * src_w :]], dim=0)
 
 
 class BeitRelativePositionBias(nn.Module):

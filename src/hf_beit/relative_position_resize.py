@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .relative_position import geometric_progression_ratio, geometric_source_coordinates, resample_offset_grid
 
 __all__ = [
     "LAYER_TABLE_KEY",
@@ -21,6 +22,7 @@ __all__ = [
     "expand_shared_relative_position_bias",
     "geometric_progression_ratio",
     "geometric_source_coordinates",
+    "resample_offset_grid",
     "resize_absolute_position_embeddings",
     "resize_relative_position_bias_table",
 ]
@@ -28,7 +30,6 @@ __all__ = [
 SHARED_TABLE_KEY = "beit.encoder.relative_position_bias.relative_position_bias_table"
 LAYER_TABLE_KEY = "beit.encoder.layer.{}.attention.attention.relative_position_bias.relative_position_bias_table"
 
-_BISECTION_LOW, _BISECTION_HIGH, _BISECTION_TOL = 1.01, 1.5, 1e-6
 
 
 def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -36,55 +37,6 @@ def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
         return value, value
     height, width = value
     return int(height), int(width)
-
-
-def geometric_progression_ratio(src_side: int, dst_side: int) -> float:
-    """Ratio ``q`` with ``1 + q + ... + q**(src_side//2 - 1) ~= dst_side // 2``, found by unilm's bisection.
-
-    The search runs on [1.01, 1.5] until the bracket is narrower than 1e-6 and returns the last midpoint, exactly
-    like the original code (so shrinking a table ends at q ~= 1.01).
-    """
-    num_terms, target = src_side // 2, dst_side // 2
-    low, high = _BISECTION_LOW, _BISECTION_HIGH
-    ratio = (low + high) / 2.0
-    while high - low > _BISECTION_TOL:
-        ratio = (low + high) / 2.0
-        series = (1.0 - ratio**num_terms) / (1.0 - ratio)
-        if series > target:
-            high = ratio
-        else:
-            low = ratio
-    return ratio
-
-
-def geometric_source_coordinates(src_side: int, dst_side: int) -> np.ndarray:
-    """Source offsets for one axis: ``-d[::-1], 0, d`` with ``d = 1, 1+q, 1+q+q**2, ...`` (``src_side`` points)."""
-    ratio = geometric_progression_ratio(src_side, dst_side)
-    positive = np.empty(src_side // 2, dtype=np.float64)
-    current = 1.0
-    for step in range(src_side // 2):
-        positive[step] = current
-        current += ratio ** (step + 1)
-    return np.concatenate([-positive[::-1], [0.0], positive])
-
-
-def _axis_coordinates(src_side: int, dst_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """(source, target) offsets along one axis; an axis that keeps its size keeps integer offsets."""
-    half = dst_side // 2
-    target = np.arange(-half, half + 0.1, 1.0)
-    if src_side == dst_side:
-        return target.copy(), target
-    return geometric_source_coordinates(src_side, dst_side), target
-
-
-def _spline_resample(grid: np.ndarray, src_yx: tuple[np.ndarray, np.ndarray], dst_yx: tuple[np.ndarray, np.ndarray]):
-    """Interpolating tensor-product spline (cubic where the axis has >= 4 points) evaluated on the target grid."""
-    from scipy.interpolate import RectBivariateSpline
-
-    src_y, src_x = src_yx
-    degree_y, degree_x = min(3, len(src_y) - 1), min(3, len(src_x) - 1)
-    spline = RectBivariateSpline(src_y, src_x, grid, kx=degree_y, ky=degree_x, s=0)
-    return spline(dst_yx[0], dst_yx[1])
 
 
 def resize_relative_position_bias_table(
@@ -118,16 +70,9 @@ def resize_relative_position_bias_table(
         return table.clone()
 
     num_patch_rows = src_sides[0] * src_sides[1]
-    patch_rows = table[:num_patch_rows].detach().to(device="cpu", dtype=torch.float64).numpy()
-    extra_rows = table[num_patch_rows:]
-    src_y, dst_y = _axis_coordinates(src_sides[0], dst_sides[0])
-    src_x, dst_x = _axis_coordinates(src_sides[1], dst_sides[1])
-    columns = [
-        _spline_resample(patch_rows[:, head].reshape(src_sides), (src_y, src_x), (dst_y, dst_x)).reshape(-1)
-        for head in range(table.shape[1])
-    ]
-    resized = torch.from_numpy(np.stack(columns, axis=1)).to(device=table.device, dtype=table.dtype)
-    return torch.cat([resized, extra_rows.detach().clone()], dim=0)
+    patch_rows = table[:num_patch_rows].detach().to(torch.float64).reshape(*src_sides, -1)
+    resized = resample_offset_grid(patch_rows, dst_sides).reshape(-1, table.shape[1]).to(table.dtype)
+    return torch.cat([resized, table[num_patch_rows:].detach().clone()], dim=0)
 
 
 def resize_absolute_position_embeddings(

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ._io import atomic_save_image
+from ..atomic_io import atomic_save_image
 
 
 @dataclass

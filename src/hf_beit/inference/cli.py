@@ -32,8 +32,8 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from ..atomic_io import atomic_write_text
     from ._images import expand_image_paths
-    from ._io import atomic_write_text
     from ._loading import load_image_processor, load_model
     from .predict import format_predictions, predict_images
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..atomic_io import atomic_output_dir
 from ._images import open_rgb
-from ._io import atomic_output_dir
 from .sliding_window import sliding_window_logits, to_pair
 
 

@@ -16,7 +16,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_beit import BeitConfig, BeitForMaskedImageModeling
-from hf_beit.inference._io import atomic_output_dir
+from hf_beit.atomic_io import atomic_output_dir
 from hf_beit.losses import masked_image_modeling_loss
 from hf_beit.masking import MaskingGenerator
 from hf_beit.tokenizers.base import VisualTokenizer

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from hf_beit.inference._io import atomic_output_dir
+from hf_beit.atomic_io import atomic_output_dir
 
 CONFIG_NAME = "tokenizer_config.json"
 WEIGHTS_NAME = "model.safetensors"
