@@ -112,3 +112,28 @@ def test_config_json_interchangeable(tmp_path):
     assert stock.out_indices == [3, 5, 7, 11] and stock.layer_norm_eps == 1e-6 and stock.image_size == 640
     back = hf_beit.BeitConfig.from_pretrained(tmp_path)
     assert back.to_dict() == ours.to_dict()
+
+
+def test_training_gradients_match_stock(tmp_path):
+    """The fast inference paths never leak into training: loss and every gradient equal stock transformers'."""
+    config = dict(TINY, use_relative_position_bias=True, use_shared_relative_position_bias=True)
+    ours = randomize_(hf_beit.BeitForImageClassification(hf_beit.BeitConfig(**config))).train()
+    ours.save_pretrained(tmp_path)
+    stock = transformers.BeitForImageClassification.from_pretrained(tmp_path, attn_implementation="eager").train()
+    pixels, labels = random_pixels(), torch.tensor([0, 2])
+    mine, theirs = ours(pixels, labels=labels).loss, stock(pixel_values=pixels, labels=labels).loss
+    torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=0)
+    mine.backward()
+    theirs.backward()
+    checked = 0
+    for ours_param, stock_param in [
+        (ours.classifier.weight, stock.classifier.weight),
+        (ours.beit.embeddings.patch_embeddings.projection.weight, stock.beit.embeddings.patch_embeddings.projection.weight),
+        (ours.beit.embeddings.cls_token, stock.beit.embeddings.cls_token),
+    ]:
+        torch.testing.assert_close(ours_param.grad, stock_param.grad, atol=1e-6, rtol=1e-4)
+        checked += 1
+    total_ours = sum(p.grad.abs().sum() for p in ours.parameters() if p.grad is not None)
+    total_stock = sum(p.grad.abs().sum() for p in stock.parameters() if p.grad is not None)
+    torch.testing.assert_close(total_ours, total_stock, rtol=1e-5, atol=0)
+    assert checked == 3 and all(p.grad is not None for p in ours.parameters())

@@ -25,6 +25,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from .inference.pipelines import pipeline
+    from .training.augment import AugmentConfig
     from .training.datasets import load_digits_dataset
     from .training.recipes import train_classification
 
@@ -32,7 +33,14 @@ def run_demo(args: argparse.Namespace) -> int:
     output = Path(args.output or tempfile.mkdtemp(prefix="hf-beit-demo-"))
     print(f"Fine-tuning a tiny BEiT on scikit-learn's digits for {args.epochs:g} epochs -> {output}")
     metrics = train_classification(
-        str(output), dataset="digits", epochs=args.epochs, seed=args.seed, learning_rate=2e-3, layer_decay=1.0,
+        str(output),
+        dataset="digits",
+        epochs=args.epochs,
+        seed=args.seed,
+        learning_rate=2e-3,
+        layer_decay=1.0,  # no pre-trained layers to protect
+        # digits must not be flipped or colour-jittered: mild crops only (benchmarks/bench_train_digits.py recipe)
+        augment=AugmentConfig(crop_scale=(0.7, 1.0), hflip=0.0, rand_augment=None, color_jitter=0.0, random_erasing=0.0),
         disable_tqdm=True,
     )
     print(json.dumps({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}, indent=2))
