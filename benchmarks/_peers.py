@@ -24,7 +24,7 @@ def build_hf_beit(seed: int = 0, **overrides) -> hf_beit.BeitForImageClassificat
     for name, parameter in model.named_parameters():
         if name.endswith("relative_position_bias_table"):
             parameter.normal_(0.0, 0.02)
-    return model.eval()
+    return _prime_index_cache(model.eval())
 
 
 def share_weights(source: nn.Module, target: nn.Module) -> nn.Module:
@@ -47,12 +47,20 @@ def to_transformers(source: hf_beit.BeitForImageClassification, attn_implementat
         model = transformers.BeitForImageClassification.from_pretrained(
             directory, attn_implementation=attn_implementation
         )
-    # transformers caches its relative-position index process-wide on first use; created under inference_mode it
-    # would make every later training step of a stock model fail, so the first call runs under no_grad.
+    return _prime_index_cache(model.eval())
+
+
+def _prime_index_cache(model: nn.Module) -> nn.Module:
+    """Run one image under no_grad so that process-wide caches are built outside inference_mode.
+
+    Both transformers and hf_beit cache the relative-position index per window size on first use; if that first use
+    is under ``torch.inference_mode`` every later training step fails ("Inference tensors cannot be saved for
+    backward"), which would break the training comparison that follows the inference timings.
+    """
     config = model.config
     with torch.no_grad():
         model(pixel_values=torch.zeros(1, config.num_channels, config.image_size, config.image_size))
-    return model.eval()
+    return model
 
 
 def hf_to_timm_state_dict(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:

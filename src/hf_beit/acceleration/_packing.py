@@ -61,25 +61,16 @@ class PackedLinear:
     precision: str
     weight: object
     bias: torch.Tensor | None
-    out: int
     reduce_range: bool = False
 
-    def apply(
-        self, x: torch.Tensor, activation: str | None = None, residual: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``act(x @ W.T + b)``, plus ``residual`` if given (fused into the fp32 GEMM when there is no activation)."""
+    def apply(self, x: torch.Tensor, activation: str | None = None) -> torch.Tensor:
         if self.precision == "int8":
-            out = _activate(torch.ops.quantized.linear_dynamic(x.float(), self.weight, self.reduce_range), activation)
-            return out if residual is None else residual + out
+            return _activate(torch.ops.quantized.linear_dynamic(x.float(), self.weight, self.reduce_range), activation)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        x = x.to(dtype)
-        if residual is not None and activation is None and residual.dtype == dtype and residual.shape[-1] == self.out:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.weight, self.bias, "add")
         fused = FUSED_ACTIVATIONS.get(activation) if activation else None
         attr, algorithm = fused or ("none", "")
-        out = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, [], algorithm)
-        out = out if fused else _activate(out, activation)
-        return out if residual is None else residual + out
+        out = torch.ops.mkldnn._linear_pointwise(x.to(dtype), self.weight, self.bias, attr, [], algorithm)
+        return out if fused else _activate(out, activation)
 
 
 def _activate(x: torch.Tensor, activation: str | None) -> torch.Tensor:
@@ -92,25 +83,15 @@ def _activate(x: torch.Tensor, activation: str | None) -> torch.Tensor:
     return ACT2FN[activation](x)
 
 
-def pack(
-    weight: torch.Tensor, bias: torch.Tensor | None, precision: str, scale: torch.Tensor | None = None
-) -> PackedLinear:
-    """Convert a dense ``(out, in)`` weight for ``precision`` in {"fp32", "bf16", "int8"}.
-
-    ``scale`` (one value per output) is folded in: the packed layer computes ``scale * (x @ W.T + b)``.
-    """
+def pack(weight: torch.Tensor, bias: torch.Tensor | None, precision: str) -> PackedLinear:
+    """Convert a dense ``(out, in)`` weight (and bias) for ``precision`` in {"fp32", "bf16", "int8"}."""
     weight = weight.detach().float()
     bias = None if bias is None else bias.detach().float()
-    if scale is not None:
-        scale = scale.detach().float()
-        weight = weight * scale[:, None]
-        bias = None if bias is None else bias * scale
-    out = weight.shape[0]
     if precision == "int8":
-        return PackedLinear("int8", _pack_int8(weight, bias), None, out, reduce_range=int8_engine() != "onednn")
+        return PackedLinear("int8", _pack_int8(weight, bias), None, reduce_range=int8_engine() != "onednn")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype).contiguous(), None)
-    return PackedLinear(precision, packed, None if bias is None else bias.to(dtype).contiguous(), out)
+    return PackedLinear(precision, packed, None if bias is None else bias.to(dtype).contiguous())
 
 
 def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):

@@ -32,34 +32,20 @@ class PackCache(dict):
 
 
 def fused_linear(
-    x: torch.Tensor,
-    linears: Sequence[nn.Linear] | nn.Linear,
-    activation: str | None = None,
-    *,
-    scale: torch.Tensor | None = None,
-    residual: torch.Tensor | None = None,
+    x: torch.Tensor, linears: Sequence[nn.Linear] | nn.Linear, activation: str | None = None
 ) -> torch.Tensor:
-    """``residual + scale * act(x @ cat(W_i).T + cat(b_i))`` for ``linears`` sharing the input ``x``.
+    """``act(x @ cat(W_i).T + cat(b_i))`` for ``linears`` that share the input ``x`` (missing biases are zero).
 
-    Missing biases count as zero; ``scale`` (per output feature, e.g. BEiT's layer scale) and ``residual`` are
-    optional. ``activation`` is a transformers activation name (``config.hidden_act``); GELU and ReLU run inside
-    the GEMM on the packed paths, and without an activation ``scale`` is folded into the packed weight and the
-    residual add into the fp32 GEMM. The precision comes from ``optimize_for_inference`` (default ``"fp32"``); CPU
+    ``activation`` is a transformers activation name (``config.hidden_act``); GELU and ReLU are fused into the
+    GEMM on the packed paths. The precision comes from ``optimize_for_inference`` (default ``"fp32"``); CPU
     bf16 autocast and bf16 inputs select the bf16 kernels.
     """
     linears = (linears,) if isinstance(linears, nn.Module) else tuple(linears)
-    precision = _inference_precision(x, linears, scale)
+    precision = _inference_precision(x, linears)
     if precision is None:
         weight, bias = concatenated_parameters(linears)
-        return _epilogue(_activate(F.linear(x, weight, bias), activation), scale, residual)
-    if activation is not None and scale is not None:  # the scale follows the activation: cannot fold it
-        return _epilogue(_packed_for(linears, precision, None).apply(x, activation), scale, residual)
-    return _packed_for(linears, precision, scale).apply(x, activation, residual)
-
-
-def _epilogue(out: torch.Tensor, scale: torch.Tensor | None, residual: torch.Tensor | None) -> torch.Tensor:
-    out = out if scale is None else scale * out
-    return out if residual is None else residual + out
+        return _activate(F.linear(x, weight, bias), activation)
+    return _packed_for(linears, precision).apply(x, activation)
 
 
 def concatenated_parameters(linears: Sequence[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -75,12 +61,12 @@ def concatenated_parameters(linears: Sequence[nn.Linear]) -> tuple[torch.Tensor,
     return weight, torch.cat(biases)
 
 
-def _inference_precision(x: torch.Tensor, linears: tuple[nn.Linear, ...], scale: torch.Tensor | None) -> str | None:
+def _inference_precision(x: torch.Tensor, linears: tuple[nn.Linear, ...]) -> str | None:
     """The packed precision to use for this call, or None for the plain autograd-friendly path."""
     requested = getattr(linears[0], PRECISION_ATTRIBUTE, "fp32")
     if requested == "none" or x.device.type != "cpu" or torch.compiler.is_compiling():
         return None
-    tensors = [x, *(p for m in linears for p in m.parameters()), *([] if scale is None else [scale])]
+    tensors = [x, *(p for m in linears for p in m.parameters())]
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None
     if requested == "int8":
@@ -107,17 +93,17 @@ def _version_key(tensors: list[torch.Tensor | None], precision: str) -> tuple:
     return tuple(key)
 
 
-def _packed_for(linears: tuple[nn.Linear, ...], precision: str, scale: torch.Tensor | None) -> PackedLinear:
+def _packed_for(linears: tuple[nn.Linear, ...], precision: str) -> PackedLinear:
     cache = linears[0].__dict__.get(CACHE_ATTRIBUTE)
     if cache is None:
         cache = PackCache()
         linears[0].__dict__[CACHE_ATTRIBUTE] = cache
-    slot = (*(id(linear) for linear in linears), scale is not None)
-    key = _version_key([t for m in linears for t in (m.weight, m.bias)] + [scale], precision)
+    slot = tuple(id(linear) for linear in linears)
+    key = _version_key([t for m in linears for t in (m.weight, m.bias)], precision)
     entry = cache.get(slot)
     if entry is None or entry[0] != key:
         with torch.no_grad():
             weight, bias = concatenated_parameters(linears)
-            entry = (key, pack(weight, bias, precision, scale))
+            entry = (key, pack(weight, bias, precision))
         cache[slot] = entry
     return entry[1]
