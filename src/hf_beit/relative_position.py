@@ -18,7 +18,13 @@ NUM_CLS_ROWS = 3
 
 @functools.lru_cache(maxsize=16)
 def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
-    """``(N+1, N+1)`` int64 map from (query, key) token pairs to table rows for an ``Wh x Ww`` patch grid."""
+    """``(N+1, N+1)`` int64 map from (query, key) token pairs to table rows for an ``Wh x Ww`` patch grid (cached)."""
+    with torch.inference_mode(False):  # a cached inference tensor would break later training steps
+        return build_relative_position_index(window)
+
+
+def build_relative_position_index(window: tuple[int, int]) -> torch.Tensor:
+    """Uncached :func:`relative_position_index` (what ``torch.compile`` traces)."""
     wh, ww = window
     coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)  # 2, N
     rel = coords[:, :, None] - coords[:, None, :]  # 2, N, N
@@ -121,7 +127,7 @@ class BeitRelativePositionBias(nn.Module):
         if key is not None and key in self._cache:
             return self._cache[key]
         table = resize_relative_position_table(table, self.window_size, window)
-        build_index = relative_position_index.__wrapped__ if torch.compiler.is_compiling() else relative_position_index
+        build_index = build_relative_position_index if torch.compiler.is_compiling() else relative_position_index
         index = build_index(tuple(window)).to(table.device)
         num_tokens = index.shape[0]
         bias = table[index.reshape(-1)].reshape(num_tokens, num_tokens, -1).permute(2, 0, 1).contiguous()
