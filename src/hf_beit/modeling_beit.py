@@ -131,9 +131,7 @@ class BeitSelfAttention(nn.Module):
         if attn_bias is not None:
             attn_bias = attn_bias.to(q.dtype).unsqueeze(0)
         dropout = self.dropout_prob if self.training else 0.0
-        # SDPA, except where explicit attention is faster (bf16 inference) or the weights are wanted
-        explicit = output_attentions or (q.dtype == torch.bfloat16 and not torch.is_grad_enabled())
-        if self.config._attn_implementation == "sdpa" and not explicit:
+        if self.config._attn_implementation == "sdpa" and not output_attentions:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=dropout)
             probs = None
         else:
