@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from ..atomic_io import atomic_output_dir
 from .errors import OutputExistsError
 
 WEIGHTS_NAME = "model.safetensors"
@@ -49,31 +48,11 @@ def write_repo(
     after the new content is complete and checked.
     """
     output = check_output_dir(output, overwrite).absolute()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    try:
+    with atomic_output_dir(output, overwrite=True) as staging:  # overwriting was decided just above
         config.save_pretrained(staging)
         save_file(_materialise(state_dict), staging / WEIGHTS_NAME, metadata={"format": "pt"})
         (staging / PREPROCESSOR_NAME).write_text(json.dumps(preprocessor_config, indent=2) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(readme, encoding="utf-8")
         if check is not None:
             check(staging)
-        _replace(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
-
-
-def _replace(staging: Path, output: Path) -> None:
-    if not output.exists():
-        staging.rename(output)
-        return
-    backup = output.with_name(f".{output.name}.old-{os.getpid()}")
-    output.rename(backup)
-    try:
-        staging.rename(output)
-    except BaseException:
-        backup.rename(output)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)

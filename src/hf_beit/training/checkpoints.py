@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 from pathlib import Path
+
+from ..atomic_io import atomic_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +49,7 @@ def resume_path(resume: str | bool | None, output_dir: str | Path) -> str | None
 def save_final_model(model, processor, target: str | Path, metrics: dict) -> None:
     """Write model, image processor and ``eval_results.json`` to a temporary directory beside ``target``, then
     rename it into place (replacing an earlier result only once the new one is complete)."""
-    target = Path(target)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
+    with atomic_output_dir(target, overwrite=True) as temporary:
         model.save_pretrained(temporary)
         processor.save_pretrained(temporary)
         (temporary / "eval_results.json").write_text(json.dumps(metrics, indent=2))
-        if target.exists():
-            previous = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, previous)
-            os.replace(temporary, target)
-            shutil.rmtree(previous)
-        else:
-            os.replace(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
