@@ -11,6 +11,7 @@ from PIL import Image
 from torchvision import tv_tensors
 
 import hf_beit
+from hf_beit.segmentation_labels import reduce_labels
 from hf_beit.training.augment import (
     AugmentConfig,
     Mixup,
@@ -35,7 +36,6 @@ from hf_beit.training.preprocess import (
     ClassificationExample,
     SegmentationExample,
     TransformedDataset,
-    reduce_labels_,
 )
 from hf_beit.training.synthetic import make_multilabel_folder, make_segmentation_folder
 
@@ -134,7 +134,7 @@ def test_segmentation_transform_keeps_class_ids_and_geometry():
 
 def test_reduce_labels_and_segmentation_preprocessing():
     mask = torch.tensor([[0, 1, 2], [3, 255, 1]])
-    assert reduce_labels_(mask.clone()).tolist() == [[255, 0, 1], [2, 255, 0]]
+    assert reduce_labels(mask.clone()).tolist() == [[255, 0, 1], [2, 255, 0]]
     example_fn = SegmentationExample(build_segmentation_transform(8, False, AugmentConfig()), num_labels=2)
     image = Image.new("RGB", (8, 8))
     ok = example_fn({"image": image, "annotation": Image.fromarray(np.ones((8, 8), np.uint8))})

@@ -49,9 +49,9 @@ from .image_processing_fast import (
     CROP_ROUNDINGS,
     center_crop,
     padded_rgb,
-    reduce_labels,
     rescale_and_normalize_into_batch,
 )
+from .segmentation_labels import reduce_labels
 
 __all__ = ["PRESETS", "BeitImageProcessor", "BeitImageProcessorKwargs"]
 

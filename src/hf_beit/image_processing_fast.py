@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms.v2 import functional as tvF
 
-__all__ = ["affine_coefficients", "center_crop", "padded_rgb", "reduce_labels", "rescale_and_normalize_into_batch"]
+__all__ = ["affine_coefficients", "center_crop", "padded_rgb", "rescale_and_normalize_into_batch"]
 
 CROP_ROUNDINGS = ("floor", "round")
 _GRAIN_SIZE = 32768  # at::internal::GRAIN_SIZE: elementwise ops on fewer elements run on the calling thread
@@ -129,9 +129,3 @@ def rescale_and_normalize_into_batch(
             block.copy_(image[:, top : top + rows])
             block.mul_(scale).add_(bias)
     return outputs
-
-
-def reduce_labels(label: torch.Tensor) -> torch.Tensor:
-    """ADE20k-style label reduction: 0 (background) -> 255 (ignored), k -> k - 1, and 255 stays 255."""
-    ignore = torch.tensor(255, dtype=label.dtype)
-    return torch.where((label == 0) | (label == 255), ignore, label - 1)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from ..segmentation_labels import reduce_labels
 from .augment import as_mask
 from .datasets import DataError, LabelSchema
 
@@ -36,14 +37,6 @@ class ClassificationExample:
         }
 
 
-def reduce_labels_(mask: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """In place: 0 (background) -> ignore_index, k -> k - 1, ignore_index unchanged (ADE20k convention)."""
-    ignored = (mask == 0) | (mask == ignore_index)
-    mask -= 1
-    mask[ignored] = ignore_index
-    return mask
-
-
 class SegmentationExample:
     """Turn an ``{image, annotation}`` row into ``pixel_values`` and an (H, W) int64 ``labels`` map (joint geometry)."""
 
@@ -63,7 +56,7 @@ class SegmentationExample:
     def _mask(self, annotation) -> torch.Tensor:
         mask = as_mask(annotation)
         if self.reduce_labels:
-            reduce_labels_(mask, self.ignore_index)
+            mask.copy_(reduce_labels(mask, self.ignore_index))  # in place: keeps the tv_tensors.Mask type
         valid = mask[mask != self.ignore_index]
         if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.num_labels):
             raise DataError(

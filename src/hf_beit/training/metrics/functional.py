@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...segmentation_labels import reduce_labels
+
 
 def _as_labels(references, name: str = "references") -> np.ndarray:
     labels = np.asarray(references)
@@ -80,10 +82,7 @@ def multilabel_metrics(scores, references, threshold: float = 0.0) -> dict[str, 
 
 def reduce_segmentation_labels(label_map: np.ndarray, ignore_index: int = 255) -> np.ndarray:
     """ADE20k convention: background 0 -> ``ignore_index``, class k -> k - 1, ``ignore_index`` stays."""
-    label_map = np.asarray(label_map).astype(np.int64)
-    reduced = label_map - 1
-    reduced[(label_map == 0) | (label_map == ignore_index)] = ignore_index
-    return reduced
+    return reduce_labels(np.asarray(label_map).astype(np.int64), ignore_index)
 
 
 def segmentation_confusion(predictions, references, num_labels: int, ignore_index: int = 255) -> np.ndarray:
