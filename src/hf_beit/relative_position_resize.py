@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .configuration_beit import _pair
 from .relative_position import geometric_progression_ratio, geometric_source_coordinates, resample_offset_grid
 
 __all__ = [
@@ -30,13 +31,6 @@ __all__ = [
 SHARED_TABLE_KEY = "beit.encoder.relative_position_bias.relative_position_bias_table"
 LAYER_TABLE_KEY = "beit.encoder.layer.{}.attention.attention.relative_position_bias.relative_position_bias_table"
 
-
-
-def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    height, width = value
-    return int(height), int(width)
 
 
 def resize_relative_position_bias_table(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-IMAGENET_DEFAULT_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225]
-IMAGENET_INCEPTION_MEAN = [0.5, 0.5, 0.5]
-IMAGENET_INCEPTION_STD = [0.5, 0.5, 0.5]
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.image_utils import IMAGENET_STANDARD_MEAN as IMAGENET_INCEPTION_MEAN
+from transformers.image_utils import IMAGENET_STANDARD_STD as IMAGENET_INCEPTION_STD
+
 PIL_BILINEAR, PIL_BICUBIC = 2, 3
 PRESETS = ("imagenet-inception", "imagenet-default", "ade20k")
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 from hf_beit import BeitConfig
 from hf_beit.pretraining.collator import INCEPTION_MEAN, INCEPTION_STD
 from hf_beit.pretraining.data import ImageFolderDataset, load_digits_images
@@ -21,8 +23,6 @@ from hf_beit.pretraining.recipe import PretrainingOptions, run_pretraining
 from hf_beit.pretraining.trainer import DEFAULT_PRESET, PRETRAINING_DEFAULTS
 from hf_beit.tokenizers import VisualTokenizer, load_dalle_encoder, load_visual_tokenizer
 
-IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 _MODEL_OVERRIDES = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                     "intermediate_size", "drop_path_rate", "layer_scale_init_value")
 
@@ -114,7 +114,9 @@ def options_from_args(args: argparse.Namespace) -> PretrainingOptions:
     """Map parsed ``hf-beit pretrain`` arguments to :class:`PretrainingOptions`."""
     overrides = {name: getattr(args, name) for name in _MODEL_OVERRIDES if getattr(args, name) is not None}
     mean, std = (
-        (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD) if args.imagenet_default_mean_and_std else (INCEPTION_MEAN, INCEPTION_STD)
+        (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD))
+        if args.imagenet_default_mean_and_std
+        else (INCEPTION_MEAN, INCEPTION_STD)
     )
     shared = {f.name for f in fields(PretrainingOptions)} & set(vars(args))
     return PretrainingOptions(
