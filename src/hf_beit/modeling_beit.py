@@ -3,7 +3,7 @@
 Module and parameter names follow transformers' on-disk ("classic") BEiT layout, so Hub checkpoints and repos
 written by stock transformers load with plain names, and our ``save_pretrained`` output loads in stock transformers.
 Inside, the computation is timm-like: one fused qkv GEMM, relative-position bias built once per forward (and
-cached without autograd), SDPA with the bias as an additive mask.
+cached without autograd), SDPA with the bias as an additive mask (two batched GEMMs for bf16 inference on CPU).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, MaskedLMOutput
 
-from .acceleration import fused_linear
+from .acceleration import attend, fused_linear
 from .configuration_beit import BeitConfig
 from .losses import classification_loss, masked_image_modeling_loss
 from .relative_position import BeitRelativePositionBias
@@ -121,25 +121,23 @@ class BeitSelfAttention(nn.Module):
         shared_bias: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, tokens, dim = hidden_states.shape
         qkv = fused_linear(hidden_states, (self.query, self.key, self.value))  # one GEMM for q, k and v
-        q, k, v = qkv.reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         attn_bias = shared_bias
         if self.relative_position_bias is not None:
             layer_bias = self.relative_position_bias(grid)
             attn_bias = layer_bias if attn_bias is None else attn_bias + layer_bias
         if attn_bias is not None:
-            attn_bias = attn_bias.to(q.dtype).unsqueeze(0)
+            attn_bias = attn_bias.to(qkv.dtype).unsqueeze(0)
         dropout = self.dropout_prob if self.training else 0.0
         if self.config._attn_implementation == "sdpa" and not output_attentions:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=dropout)
-            probs = None
-        else:
-            scores = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)
-            if attn_bias is not None:
-                scores = scores + attn_bias
-            probs = scores.softmax(dim=-1)
-            context = F.dropout(probs, dropout, self.training) @ v
+            return attend(qkv, attn_bias, self.num_heads, dropout), None
+        batch, tokens, dim = hidden_states.shape
+        q, k, v = qkv.reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        scores = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)
+        if attn_bias is not None:
+            scores = scores + attn_bias
+        probs = scores.softmax(dim=-1)
+        context = F.dropout(probs, dropout, self.training) @ v
         context = context.transpose(1, 2).reshape(batch, tokens, dim)
         return context, probs
 
