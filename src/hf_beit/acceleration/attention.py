@@ -1,9 +1,9 @@
 """Softmax attention over a fused qkv tensor, on the fastest kernel for its dtype and device.
 
-PyTorch's CPU flash-attention kernel works on small tiles; without AMX its bf16 tiles run far below the GEMM
-peak (~100 GFLOP/s on a Zen 4 core pair at ViT-B sizes). For bf16 inference on CPU two batched oneDNN GEMMs with
-the softmax in between are ~1.5x faster. Everything else (fp32, training, autograd, other devices, tracing) uses
-``F.scaled_dot_product_attention``.
+PyTorch's CPU flash-attention kernel works on small tiles; without AMX its bf16 tiles run far below the GEMM peak
+(~100 GFLOP/s on a Zen 4 core pair at ViT-B sizes). For bf16 inference on CPU, two batched oneDNN GEMMs per image
+with the softmax in between are ~1.5x faster (``benchmarks/results_model.md``). Everything else (fp32, training,
+autograd, other devices, tracing) uses ``F.scaled_dot_product_attention``.
 """
 
 from __future__ import annotations
@@ -38,12 +38,20 @@ def _use_batched_gemms(qkv: torch.Tensor, bias: torch.Tensor | None, dropout_p: 
 
 
 def _batched_gemm_attention(heads: torch.Tensor, bias: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """``heads`` is ``(3, batch, heads, tokens, head_dim)``; returns ``(batch, heads, tokens, head_dim)``."""
+    """``heads`` is ``(3, batch, heads, tokens, head_dim)``; returns ``(batch, heads, tokens, head_dim)``.
+
+    One image at a time: its ``(heads, tokens, tokens)`` scores stay in the L2 cache, the bias needs no batch
+    copy, and no batch-sized temporaries are allocated (large short-lived buffers cost page faults every call).
+    """
     _, batch, num_heads, tokens, head_dim = heads.shape
-    q, k, v = heads.reshape(3, batch * num_heads, tokens, head_dim).unbind(0)
-    if bias is None:
-        scores = torch.bmm(q, k.transpose(1, 2)).mul_(scale)
-    else:
-        bias = bias.to(q.dtype).expand(batch, num_heads, tokens, tokens).reshape(batch * num_heads, tokens, tokens)
-        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)
-    return torch.bmm(scores.softmax(dim=-1), v).view(batch, num_heads, tokens, head_dim)
+    out = heads.new_empty(batch, num_heads, tokens, head_dim)
+    if bias is not None:
+        bias = bias.to(heads.dtype).expand(1, num_heads, tokens, tokens)[0]
+    for index in range(batch):
+        q, k, v = heads[:, index].unbind(0)
+        if bias is None:
+            scores = torch.bmm(q, k.transpose(1, 2)).mul_(scale)
+        else:
+            scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)
+        torch.bmm(scores.softmax(dim=-1), v, out=out[index])
+    return out
