@@ -87,3 +87,14 @@ def test_compiles_without_graph_breaks():
         traced = compiled(qkv.bfloat16(), bias.bfloat16())  # traced: the SDPA branch
         eager = attend(qkv.bfloat16(), bias.bfloat16(), HEADS)  # eager: the batched GEMMs
     assert (traced.float() - eager.float()).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("budget", [1, 2 * TOKENS * TOKENS * 2])  # one head per GEMM, then groups of 2 heads
+def test_head_groups_for_long_sequences_give_the_same_result(budget, monkeypatch):
+    qkv, bias = _inputs(True)
+    qkv, bias = qkv.bfloat16(), bias.bfloat16()
+    with torch.inference_mode():
+        whole = attend(qkv, bias, HEADS)
+        monkeypatch.setattr(attention_module, "SCORES_BUDGET_BYTES", budget)
+        grouped = attend(qkv, bias, HEADS)
+    torch.testing.assert_close(grouped, whole, atol=0, rtol=0)
