@@ -22,9 +22,10 @@ GEMM_SHAPES = ((1576, 768, 2304), (1576, 768, 3072), (1576, 3072, 768))
 
 @dataclass
 class Timings:
-    """Wall-clock seconds of every timed call of one benchmark entry."""
+    """Wall-clock seconds and minor page faults of every timed call of one benchmark entry."""
 
     seconds: list[float] = field(default_factory=list)
+    page_faults: list[int] = field(default_factory=list)
 
     @property
     def best(self) -> float:
@@ -34,11 +35,26 @@ class Timings:
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    @property
+    def median_page_faults(self) -> float | None:
+        return statistics.median(self.page_faults) if self.page_faults else None
+
+
+def _minor_faults() -> int | None:
+    """Minor page faults of this process so far (None where ``resource`` is missing, e.g. Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
 
 def time_call(fn: Callable[[], object], timings: Timings) -> object:
-    start = time.perf_counter()
+    faults, start = _minor_faults(), time.perf_counter()
     result = fn()
     timings.seconds.append(time.perf_counter() - start)
+    if faults is not None:
+        timings.page_faults.append(_minor_faults() - faults)
     return result
 
 

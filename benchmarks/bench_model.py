@@ -14,8 +14,10 @@ Usage: ``python benchmarks/bench_model.py [--quick] [--threads 2] [--output benc
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
 import warnings
@@ -31,7 +33,7 @@ from _photos import photo_views
 from _report import Row, forward_flops, onednn_version, write_report
 
 
-def _forward_rows(entries, views, batch, rounds, peak, meter, progress) -> list[Row]:
+def _forward_rows(entries, views, batch, rounds, peak, progress) -> list[Row]:
     """Interleaved timing of all entries; at batch 8 the timed calls also produce the agreement logits."""
     timings = {entry.label: Timings() for entry in entries}
     logits = {entry.label: [] for entry in entries}
@@ -43,53 +45,77 @@ def _forward_rows(entries, views, batch, rounds, peak, meter, progress) -> list[
             logits[entry.label].append(time_call(lambda e=entry, p=pixels: e.logits(p), timings[entry.label]))
         peak.probe()
         progress.update(1)
-    rows = []
     reference = torch.cat(logits[f"{PLAIN} (fp32)"])
+    return [
+        Row(entry.name, entry.precision, batch, timings[entry.label], torch.cat(logits[entry.label]), reference)
+        for entry in entries
+    ]
+
+
+def _memory_report(quick: bool, with_training: bool) -> dict[str, dict[str, int | None]]:
+    """Peak memory per entry (batch 8) and training step, measured in this process with glibc tuned for it.
+
+    Run in a child process (``--memory-json``): the meter changes malloc settings process-wide, which would change
+    the timings of the parent.
+    """
+    meter = MemoryMeter()
+    if not meter.available:
+        return {}
+    source, entries = build_entries(quick)
+    pixels = photo_views(8)
+    report = {}
     for entry in entries:
-        memory = packed = None
-        if batch > 1 and meter.available:
-            entry.reset()
-            before = meter.resident()
-            entry.logits(views[:batch])  # repacks our weights
-            packed = meter.resident() - before
-            memory = meter.peak_during(lambda e=entry: e.logits(views[:batch]))
-        rows.append(
-            Row(
-                entry.name,
-                entry.precision,
-                batch,
-                timings[entry.label],
-                torch.cat(logits[entry.label]),
-                reference,
-                memory,
-                packed if entry.ours else None,
-            )
-        )
-    return rows
+        entry.logits(pixels)  # warm-up
+        entry.reset()
+        before = meter.resident()
+        entry.logits(pixels)  # repacks our weights
+        packed = meter.resident() - before if entry.ours else None
+        report[entry.label] = {"memory": meter.peak_during(lambda e=entry: e.logits(pixels)), "packed": packed}
+    if with_training:
+        training = _TrainingSteps(source, pixels)
+        for name in training.models:
+            training.step(name)  # warm-up: optimizer state
+            report[f"training {name}"] = {"memory": meter.peak_during(lambda n=name: training.step(n)), "packed": None}
+    return report
 
 
-def _training_rows(source, views, steps, meter, progress) -> list[Row]:
-    """Forward + backward + AdamW at batch 8, interleaved; memory is the peak of one step."""
-    models = training_models(source)
-    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-5) for name, (model, _) in models.items()}
-    labels = torch.arange(8) * 97 % source.config.num_labels
-    timings = {name: Timings() for name in models}
+def _memory_from_child(args, rows: list[Row]) -> None:
+    """Fill ``memory``/``packed`` of the batch-8 and training rows from a ``--memory-json`` child process."""
+    command = [sys.executable, os.path.abspath(__file__), "--memory-json", "--threads", str(args.threads)]
+    command += ["--quick"] * args.quick + ["--no-training"] * args.no_training
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    for row in rows:
+        key = f"training {row.name}" if row.training else f"{row.name} ({row.precision})"
+        if row.batch == 8 and key in report:
+            row.memory, row.packed = report[key]["memory"], report[key]["packed"]
 
-    def step(name):
-        model, call = models[name]
-        loss = torch.nn.functional.cross_entropy(call(model, views[:8]), labels)
+
+class _TrainingSteps:
+    """Forward + backward + AdamW at batch 8 for hf_beit, transformers and timm on the same weights."""
+
+    def __init__(self, source, views) -> None:
+        self.models = training_models(source)
+        self.optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-5) for name, (m, _) in self.models.items()}
+        self.labels = torch.arange(8) * 97 % source.config.num_labels
+        self.views = views
+
+    def step(self, name: str) -> None:
+        model, call = self.models[name]
+        loss = torch.nn.functional.cross_entropy(call(model, self.views[:8]), self.labels)
         loss.backward()
-        optimizers[name].step()
-        optimizers[name].zero_grad(set_to_none=True)
+        self.optimizers[name].step()
+        self.optimizers[name].zero_grad(set_to_none=True)
 
-    for name in models:
-        step(name)  # warm-up: optimizer state, autograd buffers
-    for _ in range(steps):
-        for name in models:
-            time_call(lambda n=name: step(n), timings[name])
-        progress.update(1)
-    memory = {name: meter.peak_during(lambda n=name: step(n)) for name in models}
-    return [Row(name, "fp32", 8, timings[name], None, None, memory[name], None, training=True) for name in models]
+    def timed_rows(self, steps: int, progress) -> list[Row]:
+        timings = {name: Timings() for name in self.models}
+        for name in self.models:
+            self.step(name)  # warm-up: optimizer state, autograd buffers
+        for _ in range(steps):
+            for name in self.models:
+                time_call(lambda n=name: self.step(n), timings[name])
+            progress.update(1)
+        return [Row(name, "fp32", 8, timings[name], None, None, training=True) for name in self.models]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,24 +126,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results_model.md")
     )
+    parser.add_argument("--memory-json", action="store_true", help=argparse.SUPPRESS)  # child: memory only
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     torch.set_num_threads(args.threads)
+    if args.memory_json:
+        print(json.dumps(_memory_report(args.quick, not args.no_training)))
+        return 0
     rounds8, rounds1, steps = (3, 4, 1) if args.quick else (14, 12, 4)
     started, load_before = time.time(), os.getloadavg()
 
-    meter, peak = MemoryMeter(), GemmPeak()
+    peak = GemmPeak()
     source, entries = build_entries(args.quick)
     views = photo_views(8 * rounds8)
     total = rounds8 + rounds1 + (0 if args.no_training else steps)
     with tqdm(total=total, desc="bench_model", unit="round") as progress:
         peak.probe()
-        rows = _forward_rows(entries, views, 8, rounds8, peak, meter, progress)
-        rows += _forward_rows(entries, views, 1, rounds1, peak, meter, progress)
-        del entries
-        if not args.no_training:
-            rows += _training_rows(source, views, steps, meter, progress)
+        batch8 = _forward_rows(entries, views, 8, rounds8, peak, progress)
+        batch1 = _forward_rows(entries, views, 1, rounds1, peak, progress)
+        training = None if args.no_training else _TrainingSteps(source, views)
+        training_rows = [] if training is None else training.timed_rows(steps, progress)
+    rows = batch8 + batch1 + training_rows
+    del entries, training
+    _memory_from_child(args, rows)
     environment = {
         "command": "python benchmarks/bench_model.py" + (" --quick" if args.quick else ""),
         "cpu": _cpu_name(),
