@@ -18,6 +18,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import skimage.data
 import torch
@@ -28,6 +29,7 @@ from sklearn.datasets import load_sample_images
 from hf_beit.image_processing_beit import PRESETS, BeitImageProcessor
 
 _SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
+REFERENCE = "transformers BeitImageProcessor"
 _STOCK_KEYS = ("do_resize", "size", "resample", "do_center_crop", "crop_size", "image_mean", "image_std")
 
 
@@ -39,7 +41,7 @@ def load_photos() -> list[Image.Image]:
 def processors(setting: str) -> dict[str, transformers.BeitImageProcessor]:
     keys = {key: PRESETS[setting][key] for key in _STOCK_KEYS if key in PRESETS[setting]}
     return {
-        "transformers BeitImageProcessor": transformers.BeitImageProcessor(**keys),
+        REFERENCE: transformers.BeitImageProcessor(**keys),
         "transformers BeitImageProcessorPil": transformers.BeitImageProcessorPil(**keys),
         "hf_beit BeitImageProcessor": BeitImageProcessor.from_preset(setting, crop_rounding="floor"),
     }
@@ -57,12 +59,22 @@ def interleaved_medians(functions: dict[str, Callable[[], object]], repeats: int
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def run_table(photos: list[Image.Image], repeats: int) -> None:
-    print("| setting | mode | implementation | images/s | vs transformers | max abs diff |")
-    print("|---|---|---|---:|---:|---:|")
+@dataclass
+class PreprocessingRow:
+    setting: str
+    mode: str  # "batch" (one call for all photos) or "single" (one call per photo)
+    implementation: str
+    images_per_second: float
+    vs_transformers: float
+    max_abs_diff: float
+
+
+def measure(photos: list[Image.Image], repeats: int) -> list[PreprocessingRow]:
+    """Interleaved medians of every implementation, setting and mode, with the output difference to transformers."""
+    rows = []
     for setting in ("hub-224", "imagenet-eval-224"):
         procs = processors(setting)
-        reference = procs["transformers BeitImageProcessor"](photos, return_tensors="pt").pixel_values
+        reference = procs[REFERENCE](photos, return_tensors="pt").pixel_values
         diffs = {
             name: (proc(photos, return_tensors="pt").pixel_values - reference).abs().max().item()
             for name, proc in procs.items()
@@ -76,10 +88,24 @@ def run_table(photos: list[Image.Image], repeats: int) -> None:
                     for name, proc in procs.items()
                 }
             medians = interleaved_medians(functions, repeats)
-            baseline = len(photos) / medians["transformers BeitImageProcessor"]
+            baseline = len(photos) / medians[REFERENCE]
             for name, seconds in medians.items():
                 rate = len(photos) / seconds
-                print(f"| {setting} | {mode} | {name} | {rate:.0f} | {rate / baseline:.2f}x | {diffs[name]:.1e} |")
+                rows.append(PreprocessingRow(setting, mode, name, rate, rate / baseline, diffs[name]))
+    return rows
+
+
+def format_table(rows: list[PreprocessingRow]) -> list[str]:
+    lines = [
+        "| setting | mode | implementation | images/s | vs transformers | max abs diff |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.setting} | {row.mode} | {row.implementation} | {row.images_per_second:.0f} "
+            f"| {row.vs_transformers:.2f}x | {row.max_abs_diff:.1e} |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -100,7 +126,7 @@ def main() -> None:
     for threads in sorted({int(value) for value in args.threads.split(",")}):
         torch.set_num_threads(threads)
         print(f"\n### torch threads: {threads}\n")
-        run_table(photos, args.repeats)
+        print("\n".join(format_table(measure(photos, args.repeats))))
     print("\nmax abs diff: against transformers' BeitImageProcessor on the same photographs and settings.")
     print("With several threads each parallel torch op waits for all of its threads; on a loaded machine that wait")
     print("dominates transformers' torchvision rows (hf_beit keeps its small ops below torch's parallel grain so they")
