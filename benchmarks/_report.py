@@ -7,6 +7,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 
+import bench_preprocessing
 import torch
 from _entries import TIMM, TRANSFORMERS
 from _measure import GemmPeak, Timings
@@ -164,6 +165,22 @@ def _targets(rows: list[Row], peak: GemmPeak, flops: float) -> list[str]:
     return lines + [""]
 
 
+def _preprocessing_targets(preprocessing) -> list[str]:
+    """Preprocessing >= 2x transformers' BeitImageProcessor with outputs within 1e-3, per setting and mode."""
+    if not preprocessing:
+        return []
+    lines = ["| target | required | measured | met |", "|---|---|---|---|"]
+    for row in preprocessing:
+        if row.implementation != "hf_beit BeitImageProcessor":
+            continue
+        met = row.vs_transformers >= 2.0 and row.max_abs_diff <= 1e-3
+        lines.append(
+            f"| preprocessing {row.setting} ({row.mode}) vs transformers | >= 2x, diff <= 1e-3 "
+            f"| {row.vs_transformers:.2f}x, {row.max_abs_diff:.1e} | {'yes' if met else 'no'} |"
+        )
+    return lines + [""]
+
+
 def _peak_table(peak: GemmPeak) -> list[str]:
     lines = [
         "### Peak GEMM rate (BEiT-base batch-8 shapes, best seen during the run)",
@@ -188,15 +205,25 @@ def onednn_version() -> str:
     return match.group(1) if match else "?"
 
 
-def write_report(path: str, rows: list[Row], peak: GemmPeak, environment: dict, config) -> str:
-    """Render the markdown report, write it atomically to ``path`` and return it."""
+def write_report(path: str, rows: list[Row], peak: GemmPeak, environment: dict, config, preprocessing=None) -> str:
+    """Render the markdown report, write it atomically to ``path`` and return it.
+
+    ``preprocessing``: rows of ``bench_preprocessing.measure`` (or None).
+    """
     flops = forward_flops(config, 1)
     lines = ["# BEiT-base/16 224 on this CPU: hf_beit vs transformers vs timm", ""]
     lines += [f"- {key}: {value}" for key, value in environment.items()]
-    lines += ["", *_peak_table(peak), *_targets(rows, peak, flops)]
+    lines += ["", *_peak_table(peak), *_targets(rows, peak, flops), *_preprocessing_targets(preprocessing)]
     for batch in sorted({row.batch for row in rows if not row.training}, reverse=True):
         lines += _forward_table(rows, batch, peak, flops)
     lines += _training_table(rows)
+    if preprocessing:
+        lines += [
+            "### Image preprocessing (real photographs, median of interleaved repetitions)",
+            "",
+            *bench_preprocessing.format_table(preprocessing),
+            "",
+        ]
     lines += [
         "Notes: % of peak GEMM = best img/s x GFLOP per image / fastest GEMM rate of that precision seen in this run.",
         "Agreement and max abs diff compare logits with hf_beit's plain fp32 path on the same photo views (count in",

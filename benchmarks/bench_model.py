@@ -3,8 +3,10 @@
 All models carry the same random weights (1000 classes, per-layer relative position bias, layer scale, mean
 pooling). Measured: forward images/s at batch 8 and 1 in fp32, bf16 (autocast for the peers) and dynamic int8;
 max |logit difference| and top-1 agreement against hf_beit's plain fp32 path on real photographs (scikit-learn and
-scikit-image); a training step (forward + backward + AdamW, batch 8); peak memory above the resting process; and
-this machine's peak GEMM rate per precision, probed between the model timings. Implementations are interleaved in
+scikit-image); a training step (forward + backward + AdamW, batch 8); image preprocessing of real photographs
+against transformers' BeitImageProcessor (``bench_preprocessing.py``); peak memory above the resting process
+(measured in a child process, whose malloc settings would disturb the timings); and this machine's peak GEMM rate
+per precision, probed between the model timings. Implementations are interleaved in
 every round so load from other processes hits them alike; "best" is the fastest call (least disturbed), "median"
 the typical one. Ratios use best times.
 
@@ -27,6 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_preprocessing
 from _entries import PLAIN, build_entries, training_models
 from _measure import GemmPeak, MemoryMeter, Timings, time_call
 from _photos import photo_views
@@ -123,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few rounds and photos (~1/5 of the full run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-training", action="store_true", help="skip the training-step comparison")
+    parser.add_argument("--no-preprocessing", action="store_true", help="skip the image-preprocessing comparison")
     parser.add_argument(
         "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results_model.md")
     )
@@ -149,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         training_rows = [] if training is None else training.timed_rows(steps, progress)
     rows = batch8 + batch1 + training_rows
     del entries, training
+    preprocessing = None
+    if not args.no_preprocessing:
+        preprocessing = bench_preprocessing.measure(bench_preprocessing.load_photos(), 3 if args.quick else 9)
     _memory_from_child(args, rows)
     environment = {
         "command": "python benchmarks/bench_model.py" + (" --quick" if args.quick else ""),
@@ -160,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration": f"{time.time() - started:.0f} s",
         "forward GFLOP per image": f"{forward_flops(source.config, 1) / 1e9:.1f} (2 x multiply-adds)",
     }
-    report = write_report(args.output, rows, peak, environment, source.config)
+    report = write_report(args.output, rows, peak, environment, source.config, preprocessing)
     print(report)
     return 0
 
