@@ -98,3 +98,15 @@ def test_head_groups_for_long_sequences_give_the_same_result(budget, monkeypatch
         monkeypatch.setattr(attention_module, "SCORES_BUDGET_BYTES", budget)
         grouped = attend(qkv, bias, HEADS)
     torch.testing.assert_close(grouped, whole, atol=0, rtol=0)
+
+
+def test_per_image_and_head_broadcast_biases():
+    qkv, bias = _inputs(True)
+    per_image = torch.randn(BATCH, HEADS, TOKENS, TOKENS)
+    shared_over_heads = bias[:, :1]
+    for candidate in (per_image, shared_over_heads):
+        q, k, v = qkv.reshape(BATCH, TOKENS, 3, HEADS, HEAD_DIM).permute(2, 0, 3, 1, 4).unbind(0)
+        expected = F.scaled_dot_product_attention(q, k, v, attn_mask=candidate).transpose(1, 2).reshape(BATCH, TOKENS, -1)
+        with torch.inference_mode():
+            out = attend(qkv.bfloat16(), candidate.bfloat16(), HEADS)
+        assert (out.float() - expected).abs().max() < 0.05

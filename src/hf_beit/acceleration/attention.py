@@ -15,9 +15,10 @@ SCORES_BUDGET_BYTES = 1 << 20  # attention scores computed at once: about one co
 
 
 def attend(qkv: torch.Tensor, bias: torch.Tensor | None, num_heads: int, dropout_p: float = 0.0) -> torch.Tensor:
-    """``softmax(q k^T / sqrt(d) + bias) v`` for ``qkv`` of shape ``(batch, tokens, 3 * dim)``; returns ``(batch, tokens, dim)``.
+    """``softmax(q k^T / sqrt(head_dim) + bias) v`` per head, for ``qkv`` of shape ``(batch, tokens, 3 * dim)``.
 
-    ``bias`` broadcasts to ``(batch, heads, tokens, tokens)`` (typically ``(1, heads, tokens, tokens)``).
+    Returns ``(batch, tokens, dim)``. ``bias`` broadcasts to ``(batch, heads, tokens, tokens)`` (BEiT passes
+    ``(1, heads, tokens, tokens)``).
     """
     batch, tokens, width = qkv.shape
     head_dim = width // (3 * num_heads)
@@ -49,7 +50,7 @@ def _batched_gemm_attention(heads: torch.Tensor, bias: torch.Tensor | None, scal
     _, batch, num_heads, tokens, head_dim = heads.shape
     out = heads.new_empty(batch, num_heads, tokens, head_dim)
     if bias is not None:
-        bias = bias.to(heads.dtype).expand(1, num_heads, tokens, tokens)[0]
+        bias = bias.to(heads.dtype).expand(batch, num_heads, tokens, tokens)  # a view: no copy
     group = min(num_heads, max(1, SCORES_BUDGET_BYTES // (tokens * tokens * heads.element_size())))
     for index in range(batch):
         for start in range(0, num_heads, group):
@@ -57,6 +58,6 @@ def _batched_gemm_attention(heads: torch.Tensor, bias: torch.Tensor | None, scal
             if bias is None:
                 scores = torch.bmm(q, k.transpose(1, 2)).mul_(scale)
             else:
-                scores = torch.baddbmm(bias[start : start + group], q, k.transpose(1, 2), alpha=scale)
+                scores = torch.baddbmm(bias[index, start : start + group], q, k.transpose(1, 2), alpha=scale)
             torch.bmm(scores.softmax(dim=-1), v, out=out[index, start : start + group])
     return out
