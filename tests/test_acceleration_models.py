@@ -88,3 +88,14 @@ def test_training_after_inference_stays_exact(tmp_path):
     assert losses[0] == pytest.approx(losses[1], abs=1e-6)
     expected = _logits(stock.eval(), "classification", pixels)
     torch.testing.assert_close(_logits(ours.eval(), "classification", pixels), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_whole_forward_compiles_without_graph_breaks(task):
+    """``fullgraph=True`` raises on any graph break; the traced forward takes the plain kernels and matches eager."""
+    model, pixels = _model(task), random_pixels()
+    extra = {"bool_masked_pos": torch.arange(16).repeat(len(pixels), 1) % 3 == 0} if task == "mim" else {}
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        expected = model(pixel_values=pixels, **extra).logits
+        torch.testing.assert_close(compiled(pixel_values=pixels, **extra).logits, expected, atol=1e-5, rtol=1e-5)
