@@ -62,6 +62,17 @@ def _max_diff(a, b):
     return (a - b).abs().max().item()
 
 
+def _assert_classifiers_reproduce(timm_model, output) -> None:
+    """hf_beit's and stock transformers' classifiers loaded from ``output`` give the timm model's logits."""
+    pixel_values = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = timm_model(pixel_values)
+    for cls in (hf_beit.BeitForImageClassification, transformers.BeitForImageClassification):
+        with torch.no_grad():
+            actual = cls.from_pretrained(output).eval()(pixel_values=pixel_values).logits
+        assert _max_diff(actual, expected) <= TOL, cls
+
+
 def test_mim_shared_bias(tmp_path):
     torch.manual_seed(0)
     sd = make_mim_checkpoint(depth=3)
@@ -84,13 +95,7 @@ def test_finetuned_per_layer_bias_matches_timm(tmp_path):
     result = _convert(tmp_path, {"model": _with_index_buffers(model.state_dict(), 4)})
     assert result.config.use_relative_position_bias and result.config.use_mean_pooling
     assert result.timm_max_abs_diff is not None and result.timm_max_abs_diff <= TOL
-    pixel_values = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        expected = model(pixel_values)
-    for cls in (hf_beit.BeitForImageClassification, transformers.BeitForImageClassification):
-        with torch.no_grad():
-            actual = cls.from_pretrained(result.output).eval()(pixel_values=pixel_values).logits
-        assert _max_diff(actual, expected) <= TOL, cls
+    _assert_classifiers_reproduce(model, result.output)
     assert json.loads((result.output / "config.json").read_text())["architectures"] == ["BeitForImageClassification"]
 
 
@@ -102,13 +107,7 @@ def test_absolute_position_cls_pooling_variant(tmp_path):
     assert config.use_absolute_position_embeddings and not config.use_mean_pooling
     assert config.layer_scale_init_value == 0 and not config.use_relative_position_bias
     assert result.timm_max_abs_diff <= TOL
-    pixel_values = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        expected = model(pixel_values)
-    for cls in (hf_beit.BeitForImageClassification, transformers.BeitForImageClassification):
-        with torch.no_grad():
-            actual = cls.from_pretrained(result.output).eval()(pixel_values=pixel_values).logits
-        assert _max_diff(actual, expected) <= TOL, cls
+    _assert_classifiers_reproduce(model, result.output)
 
 
 def test_deepspeed_module_container_and_ema(tmp_path):

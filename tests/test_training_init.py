@@ -7,23 +7,15 @@ import logging
 import pytest
 import torch
 import transformers
+from conftest import TINY
 
 import hf_beit
 from hf_beit.training.init_from import CheckpointError, build_model, finetune_config, valid_out_indices
 
 TABLE = "beit.encoder.layer.{}.attention.attention.relative_position_bias.relative_position_bias_table"
 SHARED = "beit.encoder.relative_position_bias.relative_position_bias_table"
-SMALL = {
-    "hidden_size": 32,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 4,
-    "intermediate_size": 37,
-    "image_size": 32,
-    "patch_size": 8,
-    "layer_norm_eps": 1e-6,
-    "drop_path_rate": 0.0,
-    "vocab_size": 40,
-}
+# TINY without labels (tests set their own id2label), with a vocabulary of its own
+SMALL = {**{key: value for key, value in TINY.items() if key != "num_labels"}, "vocab_size": 40}
 LABELS = {0: "a", 1: "b", 2: "c"}
 
 
