@@ -1,7 +1,7 @@
 """Fast CPU inference for hf_beit: oneDNN-packed fp32/bf16 GEMMs, fused qkv and GELU, dynamic int8.
 
-The model code calls :func:`fused_linear` for every transformer GEMM and :func:`attend` for attention; :func:`optimize_for_inference` picks the
-precision. See ``benchmarks/results_model.md`` for measured speed-ups.
+The model code calls :func:`fused_linear` for every transformer GEMM and :func:`attend` for attention;
+:func:`optimize_for_inference` picks the precision. See ``benchmarks/results_model.md`` for measured speed-ups.
 """
 
 from ._packing import bf16_available, int8_engine, onednn_available
