@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hf_beit.acceleration import (
+    UsesFusedLinears,
     bf16_available,
     clear_packed_weights,
     concatenated_parameters,
@@ -36,8 +37,18 @@ def _reference(x: torch.Tensor, linears) -> torch.Tensor:
     return torch.cat([linear(x) for linear in linears], dim=-1)
 
 
+class _Owner(UsesFusedLinears, nn.Module):
+    """A module that runs its GEMMs through fused_linear, like hf_beit's attention and MLP modules."""
+
+
+def _owner(precision: str) -> _Owner:
+    owner = _Owner()
+    owner.inference_precision = precision
+    return owner
+
+
 def _packed(module: nn.Module) -> bool:
-    return any("_hf_beit_packed" in m.__dict__ for m in module.modules())
+    return any(m.__dict__.get("_packed_weights") for m in module.modules())
 
 
 @needs_onednn
@@ -48,9 +59,9 @@ def test_fp32_packed_matches_separate_linears_and_is_cached():
     out = fused_linear(x, linears)
     assert out.shape == (3, 7, 144) and out.dtype == torch.float32
     torch.testing.assert_close(out, _reference(x, linears), atol=1e-5, rtol=1e-5)
-    (cached,) = linears[0]._hf_beit_packed.values()
+    (cached,) = linears[0]._packed_weights.values()
     fused_linear(x, linears)
-    assert list(linears[0]._hf_beit_packed.values()) == [cached]  # no repacking
+    assert list(linears[0]._packed_weights.values()) == [cached]  # no repacking
 
 
 @needs_onednn
@@ -114,15 +125,11 @@ def test_bf16_precision_and_autocast_select_bf16_kernels():
     linears = _qkv(64)
     x = torch.randn(6, 64)
     expected = _reference(x, linears)
-    for module in linears:
-        module._hf_beit_precision = "bf16"
-    out = fused_linear(x, linears)
+    out = fused_linear(x, linears, owner=_owner("bf16"))
     assert out.dtype == torch.bfloat16
     assert (out.float() - expected).abs().max() < 0.03 * expected.abs().max()
-    for module in linears:
-        module._hf_beit_precision = "fp32"
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert fused_linear(x, linears).dtype == torch.bfloat16
+        assert fused_linear(x, linears, owner=_owner("fp32")).dtype == torch.bfloat16
 
 
 @needs_int8
@@ -130,18 +137,19 @@ def test_bf16_precision_and_autocast_select_bf16_kernels():
 def test_int8_is_close_to_fp32():
     torch.manual_seed(0)
     linear = nn.Linear(128, 256)
-    linear._hf_beit_precision = "int8"
     x = torch.randn(16, 128)
-    out, expected = fused_linear(x, linear, "gelu"), F.gelu(linear(x))
+    out, expected = fused_linear(x, linear, "gelu", owner=_owner("int8")), F.gelu(linear(x))
     assert out.dtype == torch.float32
     assert (out - expected).norm() / expected.norm() < 0.02
 
 
 def test_optimize_for_inference_api():
-    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).train()
+    model = nn.Sequential(nn.Linear(8, 8), _Owner(), nn.Linear(8, 2)).train()
     names = list(model.state_dict())
+    assert inference_precision(model) == "fp32"
     assert optimize_for_inference(model, "none") is model and not model.training
-    assert inference_precision(model) == "none"
+    assert inference_precision(model) == model[1].inference_precision == "none"
+    assert "inference_precision='none'" in repr(model)
     assert list(model.state_dict()) == names
     with pytest.raises(ValueError, match="precision must be one of"):
         optimize_for_inference(model, "fp16")
@@ -155,7 +163,7 @@ def test_packed_models_copy_and_pickle_without_their_caches():
         fused_linear(x, model[0])
     assert _packed(model)
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
-        assert not clone[0]._hf_beit_packed
+        assert not clone[0]._packed_weights
         with torch.no_grad():
             torch.testing.assert_close(fused_linear(x, clone[0]), model[0](x), atol=1e-5, rtol=1e-5)
     clear_packed_weights(model)

@@ -8,7 +8,7 @@ import transformers
 from conftest import TINY, random_pixels, randomize_
 
 import hf_beit
-from hf_beit.acceleration import bf16_available, int8_engine, onednn_available, optimize_for_inference
+from hf_beit.acceleration import bf16_available, int8_engine, onednn_available, optimize_for_inference, record_kernels
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="PyTorch build without oneDNN")
 
@@ -32,28 +32,32 @@ def _model(task: str) -> torch.nn.Module:
     return randomize_(cls(hf_beit.BeitConfig(**{**TINY, **overrides}))).eval()
 
 
-def _logits(model: torch.nn.Module, task: str, pixels: torch.Tensor) -> torch.Tensor:
+def _logits(model: torch.nn.Module, task: str, pixels: torch.Tensor, kernels: dict | None = None) -> torch.Tensor:
     extra = {"bool_masked_pos": torch.arange(16).repeat(len(pixels), 1) % 3 == 0} if task == "mim" else {}
     # Stock transformers caches its relative-position index process-wide; built under inference_mode it breaks any
     # later training of a stock model, so stock models run under no_grad. hf_beit must survive inference_mode.
     stock = type(model).__module__.startswith("transformers.")
-    with torch.no_grad() if stock else torch.inference_mode():
-        return model(pixel_values=pixels, **extra).logits.float()
+    with torch.no_grad() if stock else torch.inference_mode(), record_kernels(model) as record:
+        logits = model(pixel_values=pixels, **extra).logits.float()
+    if kernels is not None:
+        kernels.update(record.kernels)
+    return logits
 
 
-def _packed_modules(model: torch.nn.Module) -> int:
-    return sum("_hf_beit_packed" in module.__dict__ for module in model.modules())
+def _packed_gemms(kernels: dict) -> int:
+    return sum("packed" in kernel or "int8" in kernel for kernel in kernels.values())
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_fast_paths_match_the_plain_path(task, precision):
     model, pixels = _model(task), random_pixels()
-    reference = _logits(optimize_for_inference(model, "none"), task, pixels)
-    assert _packed_modules(model) == 0
-    fast = _logits(optimize_for_inference(model, precision), task, pixels)
+    plain, fast_kernels = {}, {}
+    reference = _logits(optimize_for_inference(model, "none"), task, pixels, plain)
+    assert set(plain.values()) >= {"F.linear (precision none)"} and _packed_gemms(plain) == 0
+    fast = _logits(optimize_for_inference(model, precision), task, pixels, fast_kernels)
     # every block packs its fused qkv, output, intermediate and MLP-output GEMMs
-    assert _packed_modules(model) == 4 * TINY["num_hidden_layers"]
+    assert _packed_gemms(fast_kernels) == 4 * TINY["num_hidden_layers"]
     assert (fast - reference).abs().max() <= TOLERANCE[precision] * reference.abs().max()
 
 
@@ -68,8 +72,9 @@ def test_default_fp32_path_is_packed_and_matches_stock_transformers(tmp_path):
     stock = _stock_copy(ours, tmp_path).eval()
     pixels = random_pixels()
     expected = _logits(stock, "classification", pixels)
-    torch.testing.assert_close(_logits(ours, "classification", pixels), expected, atol=1e-5, rtol=0)
-    assert _packed_modules(ours) > 0  # the default (no optimize_for_inference call) already uses packed kernels
+    kernels = {}
+    torch.testing.assert_close(_logits(ours, "classification", pixels, kernels), expected, atol=1e-5, rtol=0)
+    assert _packed_gemms(kernels) > 0  # the default (no optimize_for_inference call) already uses packed kernels
 
 
 def test_training_after_inference_stays_exact(tmp_path):

@@ -42,14 +42,6 @@ class BeitConfig(transformers.BeitConfig):
     Stock transformers reads the same numbers two blocks earlier. See README "Segmentation feature taps".
     """
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads})."
-            )
-
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> BeitConfig:
         """Build the configuration of a released BEiT v1 architecture, e.g. ``"beit-base-patch16-224"``."""

@@ -4,6 +4,8 @@ Module and parameter names follow transformers' on-disk ("classic") BEiT layout,
 written by stock transformers load with plain names, and our ``save_pretrained`` output loads in stock transformers.
 Inside, the computation is timm-like: one fused qkv GEMM, relative-position bias built once per forward (and
 cached without autograd), SDPA with the bias as an additive mask (two batched GEMMs for bf16 inference on CPU).
+The GEMM kernels are chosen per call in ``acceleration``; linears that are wrapped, hooked or replaced (PEFT,
+accelerate, quantisation tools) are always called as modules.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, MaskedLMOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from .acceleration import attend, fused_linear
+from .acceleration import UsesFusedLinears, attend, fused_linear
+from .acceleration.recording import record_attention
 from .configuration_beit import BeitConfig
 from .losses import classification_loss, masked_image_modeling_loss
 from .relative_position import BeitRelativePositionBias
@@ -97,15 +101,50 @@ class BeitEmbeddings(nn.Module):
         return torch.cat([cls_pos, patch_pos], dim=1)
 
 
-class BeitSelfAttention(nn.Module):
-    """Multi-head self-attention with q/v biases (no k bias) and an optional per-layer relative-position bias."""
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention on ``(batch, heads, tokens, head_dim)`` inputs with an additive bias.
+
+    Same signature and outputs as transformers' attention functions: ``(batch, tokens, heads, head_dim)`` context
+    and the ``(batch, heads, tokens, tokens)`` attention probabilities.
+    """
+    scores = (query * scaling) @ key.transpose(-2, -1)
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = scores.softmax(dim=-1)
+    context = F.dropout(probs, dropout, module.training) @ value
+    return context.transpose(1, 2), probs
+
+
+class BeitSelfAttention(UsesFusedLinears, nn.Module):
+    """Multi-head self-attention with q/v biases (no k bias) and an optional per-layer relative-position bias.
+
+    ``config._attn_implementation`` picks the attention: ``"sdpa"`` (default; ``acceleration.attend``),
+    ``"eager"``, or any function registered in transformers' ``AttentionInterface``. ``output_attentions`` runs
+    eager attention for that call, since fused kernels do not form the probabilities.
+    """
+
+    is_causal = False
 
     def __init__(self, config: BeitConfig, has_relative_position_bias: bool) -> None:
         super().__init__()
         dim = config.hidden_size
+        if dim % config.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({dim}) must be a multiple of num_attention_heads ({config.num_attention_heads})."
+            )
         self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = dim // self.num_heads
+        self.scaling = self.head_dim**-0.5
         self.query = nn.Linear(dim, dim)
         self.key = nn.Linear(dim, dim, bias=False)
         self.value = nn.Linear(dim, dim)
@@ -121,7 +160,7 @@ class BeitSelfAttention(nn.Module):
         shared_bias: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        qkv = fused_linear(hidden_states, (self.query, self.key, self.value))  # one GEMM for q, k and v
+        qkv = fused_linear(hidden_states, (self.query, self.key, self.value), owner=self)  # one GEMM for q, k, v
         attn_bias = shared_bias
         if self.relative_position_bias is not None:
             layer_bias = self.relative_position_bias(grid)
@@ -129,20 +168,18 @@ class BeitSelfAttention(nn.Module):
         if attn_bias is not None:
             attn_bias = attn_bias.to(qkv.dtype).unsqueeze(0)
         dropout = self.dropout_prob if self.training else 0.0
-        if self.config._attn_implementation == "sdpa" and not output_attentions:
-            return attend(qkv, attn_bias, self.num_heads, dropout), None
-        batch, tokens, dim = hidden_states.shape
+        implementation = "eager" if output_attentions else self.config._attn_implementation
+        if implementation == "sdpa":
+            return attend(qkv, attn_bias, self.num_heads, dropout, owner=self), None
+        batch, tokens, _ = qkv.shape
         q, k, v = qkv.reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        scores = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)
-        if attn_bias is not None:
-            scores = scores + attn_bias
-        probs = scores.softmax(dim=-1)
-        context = F.dropout(probs, dropout, self.training) @ v
-        context = context.transpose(1, 2).reshape(batch, tokens, dim)
-        return context, probs
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        record_attention(self, implementation)
+        context, probs = attention(self, q, k, v, attn_bias, scaling=self.scaling, dropout=dropout)
+        return context.reshape(batch, tokens, -1), probs
 
 
-class BeitSelfOutput(nn.Module):
+class BeitSelfOutput(UsesFusedLinears, nn.Module):
     """Attention output projection (``attention.output.dense``)."""
 
     def __init__(self, config: BeitConfig) -> None:
@@ -151,7 +188,7 @@ class BeitSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.dropout(fused_linear(hidden_states, self.dense))
+        return self.dropout(fused_linear(hidden_states, self.dense, owner=self))
 
 
 class BeitAttention(nn.Module):
@@ -167,7 +204,7 @@ class BeitAttention(nn.Module):
         return self.output(context), probs
 
 
-class BeitIntermediate(nn.Module):
+class BeitIntermediate(UsesFusedLinears, nn.Module):
     """First MLP layer with its activation."""
 
     def __init__(self, config: BeitConfig) -> None:
@@ -176,10 +213,10 @@ class BeitIntermediate(nn.Module):
         self.activation = config.hidden_act
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return fused_linear(hidden_states, self.dense, activation=self.activation)  # GELU fused into the GEMM
+        return fused_linear(hidden_states, self.dense, self.activation, owner=self)  # GELU fused into the GEMM
 
 
-class BeitOutput(nn.Module):
+class BeitOutput(UsesFusedLinears, nn.Module):
     """Second MLP layer."""
 
     def __init__(self, config: BeitConfig) -> None:
@@ -188,15 +225,18 @@ class BeitOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.dropout(fused_linear(hidden_states, self.dense))
+        return self.dropout(fused_linear(hidden_states, self.dense, owner=self))
 
 
 class BeitLayer(GradientCheckpointingLayer):
     """Pre-norm transformer block with layer scale (``lambda_1/2``) and stochastic depth."""
 
-    def __init__(self, config: BeitConfig, drop_path_rate: float, has_relative_position_bias: bool) -> None:
+    def __init__(
+        self, config: BeitConfig, layer_index: int, drop_path_rate: float, has_relative_position_bias: bool
+    ) -> None:
         super().__init__()
         dim = config.hidden_size
+        self.layer_index = layer_index
         self.attention = BeitAttention(config, has_relative_position_bias)
         self.intermediate = BeitIntermediate(config)
         self.output = BeitOutput(config)
@@ -231,20 +271,48 @@ class BeitEncoder(nn.Module):
         depth = config.num_hidden_layers
         rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.layer = nn.ModuleList(
-            BeitLayer(config, rates[i], config.use_relative_position_bias) for i in range(depth)
+            BeitLayer(config, i, rates[i], config.use_relative_position_bias) for i in range(depth)
         )
 
-    def forward(self, hidden_states, grid, output_attentions=False, output_hidden_states=False):
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        grid: tuple[int, int],
+        output_attentions: bool = False,
+        output_hidden_states: bool | int | list[int] = False,
+        num_blocks: int | None = None,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
+        """Run the first ``num_blocks`` blocks (all by default).
+
+        Returns the last hidden state, the hidden states selected by ``output_hidden_states`` (``True``: all
+        ``num_blocks + 1``, index 0 being the embeddings; an index or list of indices, negative from the end: those,
+        ``None`` elsewhere) and the attention probabilities when ``output_attentions``.
+        """
+        blocks = self.layer if num_blocks is None else self.layer[:num_blocks]
+        keep = selected_hidden_states(output_hidden_states, len(blocks) + 1)
         shared_bias = self.relative_position_bias(grid) if self.relative_position_bias is not None else None
-        all_hidden = [hidden_states] if output_hidden_states else None
+        all_hidden = [hidden_states if 0 in keep else None] if keep is not None else None
         all_attentions = [] if output_attentions else None
-        for block in self.layer:
+        for index, block in enumerate(blocks, start=1):
             hidden_states, probs = block(hidden_states, grid, shared_bias, output_attentions)
-            if output_hidden_states:
-                all_hidden.append(hidden_states)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states if index in keep else None)
             if output_attentions:
                 all_attentions.append(probs)
         return hidden_states, _as_tuple(all_hidden), _as_tuple(all_attentions)
+
+
+def selected_hidden_states(request: bool | int | list[int] | None, count: int) -> set[int] | None:
+    """The indices (of ``count`` hidden states) that ``output_hidden_states=request`` keeps; None: keep none.
+
+    ``True`` keeps all, an int or a list of ints keeps those (negative ones count from the end), as in transformers.
+    """
+    if request is None or request is False:
+        return None
+    if request is True:
+        return set(range(count))
+    indices = [request] if isinstance(request, int) else list(request)
+    return {index % count for index in indices if -count <= index < count}
 
 
 def _as_tuple(items: list | None) -> tuple | None:
@@ -278,11 +346,21 @@ class BeitPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = False
     _supports_flex_attn = False
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    # Where transformers' output-capture hooks find hidden states and attentions when an hf_beit model is a
+    # sub-model of a composite model; hf_beit's own forward collects them itself (BeitEncoder.forward).
+    _can_record_outputs: ClassVar[dict] = {"hidden_states": BeitLayer, "attentions": BeitSelfAttention}
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = [r".*relative_position_index.*"]
+    # Our heads return per-batch mean losses and ignore Trainer's ``num_items_in_batch``; this tells Trainer to
+    # scale the loss for gradient accumulation itself.
+    accepts_loss_kwargs = False
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """unilm's initialisation: truncated normal(0.02) weights, zero relative tables, layer scale constant."""
+        """unilm's initialisation: truncated normal(0.02) weights, zero relative tables, layer scale constant,
+        each block's output projections divided by sqrt(2 * (layer + 1)) (``fix_init_weight``), and fresh
+        BatchNorm statistics. Tensors loaded from a checkpoint are left alone."""
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             init.trunc_normal_(module.weight, std=std)
@@ -291,6 +369,10 @@ class BeitPreTrainedModel(PreTrainedModel):
         elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm2d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
         elif isinstance(module, BeitEmbeddings):
             init.trunc_normal_(module.cls_token, std=std)
             if module.mask_token is not None:
@@ -299,9 +381,17 @@ class BeitPreTrainedModel(PreTrainedModel):
                 init.trunc_normal_(module.position_embeddings, std=std)
         elif isinstance(module, BeitRelativePositionBias):
             init.zeros_(module.relative_position_bias_table)
-        elif isinstance(module, BeitLayer) and module.lambda_1 is not None:
-            init.constant_(module.lambda_1, self.config.layer_scale_init_value)
-            init.constant_(module.lambda_2, self.config.layer_scale_init_value)
+        elif isinstance(module, BeitLayer):
+            self._init_layer(module)
+
+    def _init_layer(self, block: BeitLayer) -> None:
+        # Children are initialised before their parent, so the projections already hold their fresh weights.
+        for linear in (block.attention.output.dense, block.output.dense):
+            if not getattr(linear.weight, "_is_hf_initialized", False):
+                linear.weight.div_(math.sqrt(2.0 * (block.layer_index + 1)))
+        if block.lambda_1 is not None:
+            init.constant_(block.lambda_1, self.config.layer_scale_init_value)
+            init.constant_(block.lambda_2, self.config.layer_scale_init_value)
 
 
 class BeitModel(BeitPreTrainedModel):
@@ -316,15 +406,6 @@ class BeitModel(BeitPreTrainedModel):
         )
         self.pooler = BeitPooler(config) if add_pooling_layer else None
         self.post_init()
-        self._rescale_residual_branches()
-
-    @torch.no_grad()
-    def _rescale_residual_branches(self) -> None:
-        """unilm's ``fix_init_weight``: divide each block's output projections by sqrt(2 * (layer + 1))."""
-        for index, block in enumerate(self.encoder.layer):
-            for linear in (block.attention.output.dense, block.output.dense):
-                if not getattr(linear.weight, "_is_hf_initialized", False):
-                    linear.weight.div_(math.sqrt(2.0 * (index + 1)))
 
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.patch_embeddings
@@ -334,7 +415,7 @@ class BeitModel(BeitPreTrainedModel):
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
         output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | int | list[int] | None = None,
         interpolate_pos_encoding: bool = False,
         return_dict: bool | None = None,
         **kwargs,
@@ -399,7 +480,7 @@ class BeitForMaskedImageModeling(BeitPreTrainedModel):
         bool_masked_pos: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | int | list[int] | None = None,
         interpolate_pos_encoding: bool = False,
         return_dict: bool | None = None,
         **kwargs,
@@ -438,7 +519,7 @@ class BeitForImageClassification(BeitPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | int | list[int] | None = None,
         interpolate_pos_encoding: bool = False,
         return_dict: bool | None = None,
         **kwargs,

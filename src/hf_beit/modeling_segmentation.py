@@ -14,7 +14,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from .configuration_beit import BeitConfig
 from .losses import semantic_segmentation_loss
-from .modeling_beit import BeitModel, BeitPreTrainedModel
+from .modeling_beit import BeitModel, BeitPreTrainedModel, selected_hidden_states
 
 
 class BeitConvModule(nn.Module):
@@ -125,7 +125,7 @@ class BeitForSemanticSegmentation(BeitPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        output_hidden_states: bool | int | list[int] | None = None,
         interpolate_pos_encoding: bool = False,
         return_dict: bool | None = None,
         **kwargs,
@@ -150,13 +150,12 @@ class BeitForSemanticSegmentation(BeitPreTrainedModel):
             loss = semantic_segmentation_loss(
                 logits, labels, self.config.semantic_loss_ignore_index, auxiliary, self.config.auxiliary_loss_weight
             )
-        keep_hidden = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        output = SemanticSegmenterOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=outputs.hidden_states if keep_hidden else None,
-            attentions=outputs.attentions,
-        )
+        requested = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        keep = selected_hidden_states(requested, len(outputs.hidden_states))
+        hidden_states = None
+        if keep is not None:
+            hidden_states = tuple(h if i in keep else None for i, h in enumerate(outputs.hidden_states))
+        output = SemanticSegmenterOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=outputs.attentions)
         return output if return_dict else output.to_tuple()
 
 

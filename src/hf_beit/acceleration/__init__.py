@@ -1,16 +1,20 @@
 """Fast CPU inference for hf_beit: oneDNN-packed fp32/bf16 GEMMs, fused qkv and GELU, dynamic int8.
 
-The model code calls :func:`fused_linear` for every transformer GEMM and :func:`attend` for attention;
-:func:`optimize_for_inference` picks the precision. See ``benchmarks/results_model.md`` for measured speed-ups.
+The model code calls :func:`fused_linear` for every transformer GEMM and :func:`attend` for attention; both pick
+the kernel per call and never bypass a wrapped or hooked module. :func:`optimize_for_inference` picks the
+precision, :func:`record_kernels` reports what ran. See ``benchmarks/results_model.md`` for measured speed-ups.
 """
 
 from ._packing import bf16_available, int8_engine, onednn_available
 from .attention import attend
-from .linear import PRECISIONS, concatenated_parameters, fused_linear
+from .linear import PRECISIONS, UsesFusedLinears, concatenated_parameters, fused_linear
 from .optimize import clear_packed_weights, inference_precision, optimize_for_inference
+from .recording import KernelRecord, record_kernels
 
 __all__ = [
     "PRECISIONS",
+    "KernelRecord",
+    "UsesFusedLinears",
     "attend",
     "bf16_available",
     "clear_packed_weights",
@@ -20,4 +24,5 @@ __all__ = [
     "int8_engine",
     "onednn_available",
     "optimize_for_inference",
+    "record_kernels",
 ]

@@ -10,22 +10,33 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from .recording import record_attention
 
 SCORES_BUDGET_BYTES = 1 << 20  # attention scores computed at once: about one core's L2 cache
 
 
-def attend(qkv: torch.Tensor, bias: torch.Tensor | None, num_heads: int, dropout_p: float = 0.0) -> torch.Tensor:
+def attend(
+    qkv: torch.Tensor,
+    bias: torch.Tensor | None,
+    num_heads: int,
+    dropout_p: float = 0.0,
+    owner: nn.Module | None = None,
+) -> torch.Tensor:
     """``softmax(q k^T / sqrt(head_dim) + bias) v`` per head, for ``qkv`` of shape ``(batch, tokens, 3 * dim)``.
 
     Returns ``(batch, tokens, dim)``. ``bias`` broadcasts to ``(batch, heads, tokens, tokens)`` (BEiT passes
-    ``(1, heads, tokens, tokens)``).
+    ``(1, heads, tokens, tokens)``). ``owner`` names the attention module in :func:`record_kernels` reports.
     """
     batch, tokens, width = qkv.shape
     head_dim = width // (3 * num_heads)
     heads = qkv.reshape(batch, tokens, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
     if _use_batched_gemms(qkv, bias, dropout_p):
+        record_attention(owner, "bf16 batched oneDNN GEMMs")
         context = _batched_gemm_attention(heads, bias, head_dim**-0.5)
     else:
+        record_attention(owner, "sdpa")
         q, k, v = heads.unbind(0)
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
     return context.transpose(1, 2).reshape(batch, tokens, num_heads * head_dim)
@@ -34,7 +45,7 @@ def attend(qkv: torch.Tensor, bias: torch.Tensor | None, num_heads: int, dropout
 def _use_batched_gemms(qkv: torch.Tensor, bias: torch.Tensor | None, dropout_p: float) -> bool:
     if qkv.dtype != torch.bfloat16 or qkv.device.type != "cpu" or dropout_p > 0:
         return False
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack() > 0:
         return False
     needs_grad = torch.is_grad_enabled() and (qkv.requires_grad or (bias is not None and bias.requires_grad))
     return not needs_grad

@@ -1,15 +1,15 @@
-"""Choosing the inference precision of a model's linear layers and dropping their packed weights."""
+"""Choosing the inference precision of a model's fused GEMMs and dropping their packed weights."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from ._packing import bf16_available, int8_engine
-from .linear import CACHE_ATTRIBUTE, PRECISION_ATTRIBUTE, PRECISIONS
+from .linear import PRECISIONS, UsesFusedLinears
 
 
 def optimize_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Module:
-    """Select the kernels ``model``'s linear layers use when no gradient is needed; returns ``model`` in eval mode.
+    """Select the kernels ``model``'s fused GEMMs use when no gradient is needed; returns ``model`` in eval mode.
 
     ``precision``:
 
@@ -19,16 +19,18 @@ def optimize_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Modu
     * ``"int8"``: dynamic int8 quantisation (per-channel weights, per-tensor activations).
     * ``"none"``: plain ``F.linear`` everywhere (the reference path, no extra memory).
 
-    Parameters, names and ``state_dict`` are unchanged and training is unaffected: any call that needs autograd
-    uses the plain path, and packed weights are rebuilt when parameters change. Packed weights cost one extra copy
-    of the linear weights in memory; ``clear_packed_weights`` frees them.
+    The choice is stored as ``inference_precision`` on each module that runs fused GEMMs (visible in
+    ``print(model)``); ``record_kernels`` shows what each call actually ran. Parameters, names and ``state_dict``
+    are unchanged and training is unaffected: calls that need autograd use ``F.linear``, and linears that are
+    wrapped, hooked or replaced (PEFT, accelerate, quantisation tools) are always called as modules. Packed
+    weights cost one extra copy of the linear weights; ``clear_packed_weights`` frees them.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     _check_supported(precision)
     for module in model.modules():
-        if isinstance(module, nn.Linear):
-            setattr(module, PRECISION_ATTRIBUTE, precision)
+        if isinstance(module, UsesFusedLinears):
+            module.inference_precision = precision
     clear_packed_weights(model)
     return model.eval()
 
@@ -36,15 +38,15 @@ def optimize_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Modu
 def inference_precision(model: nn.Module) -> str:
     """The precision chosen with ``optimize_for_inference`` (``"fp32"`` when never called)."""
     for module in model.modules():
-        if isinstance(module, nn.Linear):
-            return getattr(module, PRECISION_ATTRIBUTE, "fp32")
+        if isinstance(module, UsesFusedLinears):
+            return module.inference_precision
     return "fp32"
 
 
 def clear_packed_weights(model: nn.Module) -> None:
     """Free all packed weight copies (they are rebuilt on the next inference call)."""
     for module in model.modules():
-        module.__dict__.pop(CACHE_ATTRIBUTE, None)
+        module.__dict__.pop("_packed_weights", None)
 
 
 def _check_supported(precision: str) -> None:
