@@ -51,3 +51,36 @@ def random_pixels(batch: int = 2, size: int = 32, seed: int = 1, channels: int =
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+def stock_twin(model: torch.nn.Module, directory, **kwargs) -> torch.nn.Module:
+    """Stock transformers' model of the same class with ``model``'s weights (through a saved repo), in eval mode."""
+    import transformers
+
+    model.save_pretrained(directory)
+    stock_class = getattr(transformers, type(model).__name__)
+    return stock_class.from_pretrained(directory, **kwargs).eval()
+
+
+# hf_beit's (classic) linear names -> stock transformers 5.x names, inside one block.
+STOCK_LINEAR_NAMES = {
+    "attention.attention.query": "attention.q_proj",
+    "attention.attention.key": "attention.k_proj",
+    "attention.attention.value": "attention.v_proj",
+    "attention.output.dense": "attention.o_proj",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
+
+
+def stock_name(name: str) -> str:
+    """Translate an hf_beit module/parameter path (``beit.encoder.layer.3.attention.attention.query...``) to stock's."""
+    prefix, marker, rest = name.partition("encoder.layer.")
+    if not marker:
+        return name
+    index, _, inner = rest.partition(".")
+    for ours, theirs in STOCK_LINEAR_NAMES.items():
+        if inner == ours or inner.startswith(ours + "."):
+            inner = theirs + inner[len(ours):]
+            break
+    return f"{prefix}layers.{index}.{inner}"
