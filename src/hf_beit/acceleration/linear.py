@@ -74,7 +74,10 @@ def fused_linear(
     autocast and bf16 inputs select the bf16 kernels.
     """
     linears = (linears,) if isinstance(linears, nn.Module) else tuple(linears)
-    not_plain = next((reason for reason in map(_why_not_plain_linear, linears) if reason), None)
+    if any(getattr(_module_globals, name, None) for name in _GLOBAL_HOOKS):
+        not_plain = "global module hooks"
+    else:
+        not_plain = next((reason for reason in map(_why_not_plain_linear, linears) if reason), None)
     if not_plain is not None:
         _record(linears, f"module call ({not_plain})")
         outputs = [linear(x) for linear in linears]
@@ -109,14 +112,15 @@ def _why_not_plain_linear(module: nn.Module) -> str | None:
         return f"{type(module).__module__}.{type(module).__qualname__}"
     if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or module._backward_pre_hooks:
         return "module hooks"
-    if "forward" in module.__dict__:
+    attributes = module.__dict__
+    if "forward" in attributes:
         return "replaced forward"
-    if type(module.weight) not in _PLAIN_TENSOR_TYPES or (
-        module.bias is not None and type(module.bias) not in _PLAIN_TENSOR_TYPES
+    parameters = attributes["_parameters"]  # direct access: Module.__getattr__ is slow on this hot path
+    weight, bias = parameters.get("weight"), parameters.get("bias")
+    if weight is None or type(weight) not in _PLAIN_TENSOR_TYPES or (
+        bias is not None and type(bias) not in _PLAIN_TENSOR_TYPES
     ):
-        return f"weight of type {type(module.weight).__name__}"
-    if any(getattr(_module_globals, name, None) for name in _GLOBAL_HOOKS):
-        return "global module hooks"
+        return f"weight of type {type(weight).__name__}"
     return None
 
 
