@@ -124,7 +124,7 @@ def _run(args, images, labels, pool, test_x, test_y, mim_dir, started, cpu_start
     print(f"MIM loss per epoch: {np.round(losses, 3).tolist()}", flush=True)
 
     id2label = {i: str(i) for i in range(10)}
-    config, _ = finetune_config(mim_dir, "classification", id2label)
+    config = finetune_config(mim_dir, "classification", id2label)
     rows = compare(args, config, mim_dir, images, labels, pool, test_x, test_y, args.seeds, args.finetune_epochs)
     long_rows = []
     if args.long_epochs:

@@ -8,13 +8,8 @@ import transformers
 from safetensors import safe_open
 from test_conversion_reference import make_backbone, make_mim_checkpoint, make_upernet_checkpoint
 
-from hf_beit.conversion import (
-    ConversionError,
-    build_config,
-    convert_state_dict,
-    default_out_indices,
-    inspect_state_dict,
-)
+from hf_beit.conversion import ConversionError, build_config, convert_state_dict, inspect_state_dict
+from hf_beit.retargeting import RetargetingError, default_out_indices, retarget_config
 
 LAYER0 = "beit.encoder.layer.0."
 
@@ -48,7 +43,7 @@ def test_names_match_transformers_on_disk_layout(tmp_path, task, make, cls):
     torch.manual_seed(0)
     sd = make()
     converted = convert_state_dict(sd, task)
-    config = build_config(inspect_state_dict(sd), task)
+    config = build_config(inspect_state_dict(sd))
     assert set(converted) == _saved_names(tmp_path, cls, config)
 
 
@@ -114,7 +109,7 @@ def test_inferred_facts():
     )
     assert mim.use_shared_relative_position_bias and not mim.use_relative_position_bias and mim.vocab_size == 24
     absolute = inspect_state_dict(make_backbone(per_layer=False, abs_pos=True, layer_scale=False, window=5))
-    assert absolute.task == "backbone" and absolute.image_size == 40 and absolute.num_attention_heads is None
+    assert absolute.task == "embeddings" and absolute.image_size == 40 and absolute.num_attention_heads is None
     assert absolute.use_absolute_position_embeddings and not absolute.use_layer_scale
     seg = inspect_state_dict(make_upernet_checkpoint(depth=4, num_classes=9, aux_channels=8))
     assert (seg.task, seg.num_labels, seg.auxiliary_channels, seg.auxiliary_num_convs, seg.num_pool_scales) == (
@@ -129,7 +124,7 @@ def test_inferred_facts():
 def test_config_for_new_task():
     torch.manual_seed(0)
     facts = inspect_state_dict(make_mim_checkpoint(depth=12))
-    config = build_config(facts, "segmentation", num_labels=150)
+    config = retarget_config(build_config(facts), "segmentation", num_labels=150)
     assert config.use_relative_position_bias and not config.use_shared_relative_position_bias
     assert list(config.out_indices) == [3, 5, 7, 11] and config.num_labels == 150 and not config.use_mask_token
     assert config.architectures == ["BeitForSemanticSegmentation"] and config.layer_norm_eps == 1e-6
@@ -138,7 +133,7 @@ def test_config_for_new_task():
 def test_default_out_indices():
     assert default_out_indices(12) == [3, 5, 7, 11] and default_out_indices(24) == [7, 11, 15, 23]
     assert default_out_indices(4) == [0, 1, 2, 3]
-    with pytest.raises(ConversionError, match="at least 4"):
+    with pytest.raises(RetargetingError, match="at least 4"):
         default_out_indices(3)
 
 

@@ -10,7 +10,8 @@ import transformers
 from conftest import TINY
 
 import hf_beit
-from hf_beit.training.init_from import CheckpointError, build_model, finetune_config, valid_out_indices
+from hf_beit.retargeting import segmentation_out_indices
+from hf_beit.training.init_from import InitCheckpointError, build_model, finetune_config
 
 TABLE = "beit.encoder.layer.{}.attention.attention.relative_position_bias.relative_position_bias_table"
 SHARED = "beit.encoder.relative_position_bias.relative_position_bias_table"
@@ -37,12 +38,12 @@ def mim_dir(tmp_path):
 
 def test_mim_checkpoint_table_copied_into_every_layer(mim_dir, caplog):
     path, mim = mim_dir
-    config, _ = finetune_config(path, "classification", LABELS, drop_path_rate=0.0)
+    config = finetune_config(path, "classification", LABELS, drop_path_rate=0.0)
     assert config.use_relative_position_bias and not config.use_shared_relative_position_bias
     assert not config.use_mask_token and config.num_labels == 3 and config.id2label[2] == "c"
     with caplog.at_level(logging.INFO, logger="hf_beit.training"):
         model = build_model("classification", config, path, head_init_scale=0.001).eval()
-    assert "shared relative-position table into each of the 4 layers" in caplog.text
+    assert "Copied the shared relative position bias into every layer" in caplog.text
     state = model.state_dict()
     shared = mim.state_dict()[SHARED]
     assert shared.abs().sum() > 0
@@ -63,7 +64,7 @@ def test_checkpoint_written_by_stock_transformers(tmp_path):
     config = transformers.BeitConfig(**SMALL, use_shared_relative_position_bias=True, use_mask_token=True)
     stock = _randomize(transformers.BeitForMaskedImageModeling(config))
     stock.save_pretrained(tmp_path / "stock")
-    ours_config, _ = finetune_config(tmp_path / "stock", "segmentation", LABELS)
+    ours_config = finetune_config(tmp_path / "stock", "segmentation", LABELS)
     model = build_model("segmentation", ours_config, tmp_path / "stock")
     assert ours_config.out_indices == [0, 1, 2, 3]
     table = stock.state_dict()["beit.shared_position_bias.relative_position_bias_table"]  # 5.23 in-memory name
@@ -76,16 +77,16 @@ def test_classification_checkpoint_with_other_labels_replaces_head(tmp_path, cap
     source = _randomize(hf_beit.BeitForImageClassification(config))
     source.save_pretrained(tmp_path / "clf")
     new_labels = {0: "x", 1: "y", 2: "z", 3: "w", 4: "v"}
-    new_config, _ = finetune_config(tmp_path / "clf", "classification", new_labels)
+    new_config = finetune_config(tmp_path / "clf", "classification", new_labels)
     with caplog.at_level(logging.WARNING, logger="hf_beit.training"):
         model = build_model("classification", new_config, tmp_path / "clf")
     assert "Replacing the classification head: the checkpoint has 3 labels (a, b, c)" in caplog.text
-    assert "this task has 5 (x, y, z, w, v)" in caplog.text
+    assert "the new model has 5 (x, y, z, w, v)" in caplog.text
     assert model.classifier.weight.shape == (5, 32)
     assert torch.equal(model.beit.pooler.layernorm.weight, source.beit.pooler.layernorm.weight)
 
     caplog.clear()
-    same_config, _ = finetune_config(tmp_path / "clf", "classification", LABELS)
+    same_config = finetune_config(tmp_path / "clf", "classification", LABELS)
     with caplog.at_level(logging.WARNING, logger="hf_beit.training"):
         same = build_model("classification", same_config, tmp_path / "clf")
     assert "Replacing" not in caplog.text
@@ -93,26 +94,26 @@ def test_classification_checkpoint_with_other_labels_replaces_head(tmp_path, cap
 
     renamed = {0: "a", 1: "b", 2: "other"}  # same size, different classes: still a new head
     with caplog.at_level(logging.WARNING, logger="hf_beit.training"):
-        build_model("classification", finetune_config(tmp_path / "clf", "classification", renamed)[0], tmp_path / "clf")
+        build_model("classification", finetune_config(tmp_path / "clf", "classification", renamed), tmp_path / "clf")
     assert "Replacing the classification head" in caplog.text
 
 
 def test_new_image_size_resizes_tables(mim_dir):
     path, _ = mim_dir
-    config, _ = finetune_config(path, "classification", LABELS, image_size=48)
+    config = finetune_config(path, "classification", LABELS, image_size=48)
     model = build_model("classification", config, path)
     assert model.state_dict()[TABLE.format(0)].shape == ((2 * 6 - 1) ** 2 + 3, 4)
     assert model(torch.randn(1, 3, 48, 48)).logits.shape == (1, 3)
 
 
 def test_errors_and_out_indices(tmp_path):
-    with pytest.raises(CheckpointError, match="No model.safetensors"):
+    with pytest.raises(InitCheckpointError, match="No model.safetensors"):
         (tmp_path / "empty").mkdir()
         hf_beit.BeitConfig(**SMALL).save_pretrained(tmp_path / "empty")
         build_model("classification", hf_beit.BeitConfig(**SMALL), tmp_path / "empty")
     with pytest.raises(ValueError, match="task"):
         build_model("detection", hf_beit.BeitConfig(**SMALL))
-    assert valid_out_indices([12], 12) == [3, 5, 7, 11]
-    assert valid_out_indices(None, 24) == [7, 11, 15, 23]
-    assert valid_out_indices([0, 2, 4, 5], 6) == [0, 2, 4, 5]
-    assert valid_out_indices(None, 8) == [1, 3, 5, 7]
+    assert segmentation_out_indices([12], 12) == [3, 5, 7, 11]
+    assert segmentation_out_indices(None, 24) == [7, 11, 15, 23]
+    assert segmentation_out_indices([0, 2, 4, 5], 6) == [0, 2, 4, 5]
+    assert segmentation_out_indices(None, 8) == [2, 3, 4, 7]  # unilm's rule (L/3, L/2, 2L/3, L) - 1

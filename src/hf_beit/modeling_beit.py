@@ -91,14 +91,28 @@ class BeitEmbeddings(nn.Module):
         return self.dropout(x), grid
 
     def _positions_for(self, grid: tuple[int, int]) -> torch.Tensor:
-        if grid == self.window_size:
-            return self.position_embeddings
-        cls_pos, patch_pos = self.position_embeddings[:, :1], self.position_embeddings[:, 1:]
-        dim = patch_pos.shape[-1]
-        patch_pos = patch_pos.reshape(1, *self.window_size, dim).permute(0, 3, 1, 2)
-        patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
-        patch_pos = patch_pos.to(cls_pos.dtype).permute(0, 2, 3, 1).reshape(1, -1, dim)
-        return torch.cat([cls_pos, patch_pos], dim=1)
+        return resize_absolute_position_embeddings(self.position_embeddings, self.window_size, grid)
+
+
+def resize_absolute_position_embeddings(
+    position_embeddings: torch.Tensor, src_grid: tuple[int, int], dst_grid: tuple[int, int]
+) -> torch.Tensor:
+    """Bicubic resize (``align_corners=False``, as unilm and transformers) of ``(1, 1 + Hs*Ws, D)`` embeddings to a
+    ``dst_grid`` patch grid, keeping the CLS row. Used at run time and by ``retargeting`` at load time."""
+    src_grid, dst_grid = tuple(src_grid), tuple(dst_grid)
+    if position_embeddings.ndim != 3 or position_embeddings.shape[1] != 1 + src_grid[0] * src_grid[1]:
+        raise ValueError(
+            f"Position embeddings of shape {tuple(position_embeddings.shape)} do not match a "
+            f"{src_grid[0]}x{src_grid[1]} patch grid plus the CLS token."
+        )
+    if src_grid == dst_grid:
+        return position_embeddings
+    cls_pos, patch_pos = position_embeddings[:, :1], position_embeddings[:, 1:]
+    dim = patch_pos.shape[-1]
+    patch_pos = patch_pos.reshape(1, *src_grid, dim).permute(0, 3, 1, 2)
+    patch_pos = F.interpolate(patch_pos.float(), size=dst_grid, mode="bicubic", align_corners=False)
+    patch_pos = patch_pos.to(cls_pos.dtype).permute(0, 2, 3, 1).reshape(1, -1, dim)
+    return torch.cat([cls_pos, patch_pos], dim=1)
 
 
 def eager_attention_forward(

@@ -13,6 +13,8 @@ import torch
 from scipy.interpolate import make_interp_spline
 from torch import nn
 
+from .configuration_beit import _pair
+
 NUM_CLS_ROWS = 3
 
 
@@ -91,16 +93,26 @@ def resample_offset_grid(grid: torch.Tensor, dst_sides: tuple[int, int]) -> torc
 def resize_relative_position_table(
     table: torch.Tensor, src_window: tuple[int, int], dst_window: tuple[int, int]
 ) -> torch.Tensor:
-    """Resize a bias table from ``src_window`` to ``dst_window`` patches the way unilm does (CLS rows kept)."""
-    if tuple(src_window) == tuple(dst_window):
-        return table
+    """Resize a bias table from a ``src_window`` to a ``dst_window`` patch grid the way unilm does.
+
+    The patch-to-patch rows are resampled per head with unilm's geometric-progression bicubic interpolation (a
+    linear map, so differentiable); the three CLS rows are kept. The only implementation in hf_beit: used at run
+    time by :class:`BeitRelativePositionBias` and at load time by ``retargeting`` (which passes a float64 copy).
+    Equal windows return ``table`` itself.
+    """
+    src_window, dst_window = _pair(src_window), _pair(dst_window)
+    if table.ndim != 2:
+        raise ValueError(f"Expected a 2-D (num_positions, num_heads) table, got shape {tuple(table.shape)}.")
     src_h, src_w = 2 * src_window[0] - 1, 2 * src_window[1] - 1
-    dst_h, dst_w = 2 * dst_window[0] - 1, 2 * dst_window[1] - 1
     expected = src_h * src_w + NUM_CLS_ROWS
     if table.shape[0] != expected:
         raise ValueError(
-            f"Relative-position table has {table.shape[0]} rows but a {src_window} window needs {expected}."
+            f"Relative-position table has {table.shape[0]} rows but a {src_window[0]}x{src_window[1]} window needs "
+            f"{expected}; pass the window the table was trained for."
         )
+    if src_window == dst_window:
+        return table
+    dst_h, dst_w = 2 * dst_window[0] - 1, 2 * dst_window[1] - 1
     resized = resample_offset_grid(table[: src_h * src_w].reshape(src_h, src_w, -1), (dst_h, dst_w))
     return torch.cat([resized.reshape(dst_h * dst_w, -1), table[src_h * src_w :]], dim=0)
 

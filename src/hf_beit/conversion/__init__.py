@@ -1,7 +1,7 @@
 """Conversion of the original microsoft/unilm BEiT checkpoints into hub-ready repos."""
 
 from .checkpoint import OriginalCheckpoint, load_original_checkpoint
-from .config_inference import CheckpointFacts, build_config, default_out_indices, inspect_state_dict
+from .config_inference import CheckpointFacts, build_config, inspect_state_dict
 from .convert import ConversionResult, convert_checkpoint
 from .errors import CheckpointError, ConversionError, OutputExistsError
 from .key_mapping import convert_state_dict
@@ -25,7 +25,6 @@ __all__ = [
     "compute_model_stats",
     "convert_checkpoint",
     "convert_state_dict",
-    "default_out_indices",
     "get_released_checkpoint",
     "inspect_state_dict",
     "load_original_checkpoint",

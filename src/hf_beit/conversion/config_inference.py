@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ._models import TASK_ARCHITECTURES, config_class
+from ..configuration_beit import BeitConfig
+from ..retargeting import default_out_indices
+from ..tasks import get_task
 from .errors import ConversionError
 from .key_mapping import strip_backbone_prefix
 
@@ -22,7 +24,7 @@ NUM_EXTRA_TOKENS = 3
 class CheckpointFacts:
     """Architecture facts read from an original state dict."""
 
-    task: str  # "mim", "classification", "segmentation" or "backbone" (no head)
+    task: str  # "mim", "classification", "segmentation" or "embeddings" (no head)
     hidden_size: int
     num_hidden_layers: int
     intermediate_size: int
@@ -70,7 +72,7 @@ def _detect_task(keys: set[str]) -> str:
         return "segmentation"
     if "head.weight" in keys:
         return "classification"
-    return "backbone"
+    return "embeddings"
 
 
 def _count(keys: set[str], pattern: str) -> int:
@@ -122,23 +124,29 @@ def inspect_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CheckpointFact
     )
 
 
-def default_out_indices(num_layers: int) -> list[int]:
-    """unilm's UPerNet taps: after 0-based blocks [L/3-1, L/2-1, 2L/3-1, L-1] (base [3,5,7,11], large [7,11,15,23])."""
-    if num_layers < 4:
-        raise ConversionError(f"Segmentation needs at least 4 blocks to tap, the model has {num_layers}.")
-    indices = [max(0, round(num_layers * f) - 1) for f in (1 / 3, 1 / 2, 2 / 3)] + [num_layers - 1]
-    return sorted(set(indices)) if len(set(indices)) == 4 else list(range(num_layers - 4, num_layers))
+def build_config(facts: CheckpointFacts, **overrides):
+    """The ``BeitConfig`` of the checkpoint as it is (its own task and head); ``overrides`` win.
 
-
-def build_config(facts: CheckpointFacts, task: str, **overrides):
-    """A ``BeitConfig`` for ``task`` from checkpoint facts; ``overrides`` (e.g. image_size, num_labels) win.
-
-    ``task`` may differ from ``facts.task`` when a checkpoint initialises another task (MIM -> classification,
-    classification -> segmentation); the per-layer relative bias is then used and the new head sized by
-    ``num_labels``.
+    What the weights cannot tell must come from the caller: without a relative-position table the number of
+    attention heads is unknown, and ``num_attention_heads`` (``--num-heads``, or the registry) is required. Use
+    ``hf_beit.retargeting.retarget_config`` on the result to serve another task or resolution.
     """
-    heads = facts.num_attention_heads or max(1, facts.hidden_size // 64)
-    per_layer = facts.use_relative_position_bias or (task != "mim" and facts.use_shared_relative_position_bias)
+    heads = overrides.pop("num_attention_heads", None)
+    if facts.num_attention_heads is not None:
+        if heads is not None and heads != facts.num_attention_heads:
+            raise ConversionError(
+                f"--num-heads {heads} contradicts the checkpoint's relative-position tables, which have "
+                f"{facts.num_attention_heads} heads."
+            )
+        heads = facts.num_attention_heads
+    if heads is None:
+        raise ConversionError(
+            "The checkpoint has no relative-position table, so its number of attention heads cannot be read from "
+            f"the weights (hidden size {facts.hidden_size}); pass --num-heads (BEiT base: 12, large: 16) or "
+            "--model-name of a registry entry."
+        )
+    if facts.hidden_size % heads:
+        raise ConversionError(f"hidden size {facts.hidden_size} is not divisible by --num-heads {heads}.")
     values = {
         "hidden_size": facts.hidden_size,
         "num_hidden_layers": facts.num_hidden_layers,
@@ -146,30 +154,28 @@ def build_config(facts: CheckpointFacts, task: str, **overrides):
         "intermediate_size": facts.intermediate_size,
         "patch_size": facts.patch_size,
         "num_channels": facts.num_channels,
-        "image_size": facts.image_size or 224,
+        "image_size": facts.image_size or 224,  # only positionless checkpoints lack one, and they fit any size
         "layer_norm_eps": 1e-6,
         "use_absolute_position_embeddings": facts.use_absolute_position_embeddings,
-        "use_relative_position_bias": per_layer,
-        "use_shared_relative_position_bias": task == "mim" and facts.use_shared_relative_position_bias,
+        "use_relative_position_bias": facts.use_relative_position_bias,
+        "use_shared_relative_position_bias": facts.use_shared_relative_position_bias,
         "layer_scale_init_value": 0.1 if facts.use_layer_scale else 0.0,
-        "use_mask_token": task == "mim",
-        "use_mean_pooling": facts.use_mean_pooling or task != "classification",
-        "architectures": [TASK_ARCHITECTURES[task]],
+        "use_mask_token": facts.use_mask_token,
+        "use_mean_pooling": facts.use_mean_pooling,
+        "architectures": [get_task(facts.task).architecture],
     }
     if facts.vocab_size:
         values["vocab_size"] = facts.vocab_size
-    if task != "mim" and facts.num_labels and facts.task == task:
+    if facts.num_labels:
         values["num_labels"] = facts.num_labels
-    if task == "segmentation":
+    if facts.task == "segmentation":
         values["out_indices"] = default_out_indices(facts.num_hidden_layers)
-        values["use_auxiliary_head"] = facts.auxiliary_num_convs > 0 or facts.task != "segmentation"
+        values["use_auxiliary_head"] = facts.auxiliary_num_convs > 0
         if facts.auxiliary_channels:
             values["auxiliary_channels"] = facts.auxiliary_channels
             values["auxiliary_num_convs"] = facts.auxiliary_num_convs
     values.update({key: value for key, value in overrides.items() if value is not None})
-    if values["hidden_size"] % values["num_attention_heads"]:
-        raise ConversionError(f"hidden size {values['hidden_size']} is not divisible by {heads} attention heads.")
-    return config_class()(**values)
+    return BeitConfig(**values)
 
 
 def describe(facts: CheckpointFacts) -> str:

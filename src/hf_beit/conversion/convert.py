@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..data.labels import id2label_for
-from .adaptation import adapt_to_task, resize_position_parameters
+from ..retargeting import RetargetingError, retarget_config, retarget_state_dict
 from .checkpoint import load_original_checkpoint
 from .config_inference import CheckpointFacts, build_config, inspect_state_dict
 from .errors import ConversionError
@@ -59,7 +59,7 @@ def _validate_entry(facts: CheckpointFacts, entry: ReleasedCheckpoint) -> None:
 
 
 def _labels(task: str, num_labels: int | None, entry: ReleasedCheckpoint | None) -> tuple[dict | None, str | None]:
-    if task == "mim":
+    if task in ("mim", "embeddings"):
         return None, None
     label_set = entry.label_set if entry and entry.task == task else _LABEL_SETS_BY_SIZE.get(num_labels or -1)
     if label_set is None:
@@ -89,10 +89,11 @@ def convert_checkpoint(
 ) -> ConversionResult:
     """Convert an original unilm/mmseg BEiT checkpoint into ``output`` (config, safetensors, processor, card).
 
-    Without ``model_name`` everything is inferred from the weights; with it the registry entry fixes labels,
+    Without ``model_name`` everything is read from the weights; with it the registry entry fixes labels,
     preprocessing and card facts and is checked against the weights. ``task``/``image_size``/``num_labels``
-    re-target the checkpoint (e.g. MIM -> classification, 224 -> 384). ``num_attention_heads`` is only needed for
-    checkpoints without relative-position tables (the head count cannot be read from them; default hidden/64).
+    re-target the checkpoint (e.g. MIM -> classification, 224 -> 384) with :mod:`hf_beit.retargeting`, the code
+    ``hf-beit train --init-from`` uses. ``num_attention_heads`` is required for checkpoints without a
+    relative-position table (the head count cannot be read from them) unless the registry entry gives it.
     """
     bar = tqdm(total=5, desc="Converting", disable=not progress, unit="step")
     try:
@@ -104,36 +105,31 @@ def convert_checkpoint(
         if entry is not None:
             _validate_entry(facts, entry)
         task = task or facts.task
-        if task == "backbone":
+        if task == "embeddings" and facts.task == "embeddings":
             raise ConversionError("The checkpoint has no head; pass --task classification or --task segmentation.")
         if num_labels is None and entry is not None and entry.task == task:
             num_labels = entry.num_labels
-        bar.update()
-
-        adaptation = adapt_to_task(state_dict, facts, task, num_labels)
-        id2label, label_set = _labels(task, num_labels or (facts.num_labels if facts.task == task else None), entry)
         if num_attention_heads is None and entry is not None:
             num_attention_heads = entry.architecture["num_attention_heads"]
-        config = build_config(
-            facts,
-            task,
-            image_size=image_size,
-            num_labels=num_labels,
-            id2label=id2label,
-            num_attention_heads=num_attention_heads,
-        )
-        converted = convert_state_dict(adaptation.state_dict, task)
-        converted, resize_notes = resize_position_parameters(
-            converted, facts.image_size or config.image_size, config.image_size, config.patch_size
-        )
+        bar.update()
+
+        source_labels, _ = _labels(facts.task, facts.num_labels, entry)
+        source = build_config(facts, num_attention_heads=num_attention_heads, id2label=source_labels)
+        same_head = task == facts.task and num_labels in (None, facts.num_labels)
+        id2label, label_set = _labels(task, num_labels if not same_head else facts.num_labels, entry)
+        try:
+            config = retarget_config(source, task, image_size=image_size, num_labels=num_labels, id2label=id2label)
+            retargeted = retarget_state_dict(convert_state_dict(state_dict, facts.task), source, config)
+        except RetargetingError as error:
+            raise ConversionError(str(error)) from error
         notes = [
             f"Read `{Path(checkpoint).name}` (weights under `{original.container}`).",
-            *adaptation.notes,
-            *resize_notes,
+            *retargeted.notes,
+            *retargeted.warnings,
+            *RENAMING_NOTES,
         ]
-        notes += RENAMING_NOTES
-        if facts.num_attention_heads is None and num_attention_heads is None:
-            notes.append(f"No relative-position table: assumed {config.num_attention_heads} heads of 64 channels.")
+        if facts.num_attention_heads is None:
+            notes.append(f"No relative-position table: {config.num_attention_heads} attention heads as given.")
         if label_set:
             notes.append(f"`id2label`: {label_set} ({len(id2label)} classes).")
         bar.update()
@@ -153,12 +149,12 @@ def convert_checkpoint(
         bar.update()
 
         result = ConversionResult(Path(output), task, config, facts, notes=notes)
-        comparable = facts.task == task == "classification" and not adaptation.new_head_prefixes and not resize_notes
+        comparable = task == "classification" and not retargeted.new_keys and source.image_size == config.image_size
 
         def check(folder: Path) -> None:
             if not verify:
                 return
-            model, missing = load_converted(folder, task, adaptation.new_head_prefixes)
+            model, missing = load_converted(folder, task, retargeted.new_keys)
             result.new_head_keys = missing
             log(
                 f"Loaded {folder.name} with {type(model).__module__.split('.')[0]}.{type(model).__name__}: "
@@ -172,7 +168,7 @@ def convert_checkpoint(
         result.output = write_repo(
             output,
             config=config,
-            state_dict=converted,
+            state_dict=retargeted.state_dict,
             preprocessor_config=preprocessor_config(preset, config.image_size),
             readme=str(card),
             overwrite=overwrite,

@@ -96,11 +96,12 @@ def _apply_rules(rules, key: str, tensor: torch.Tensor, prefix: str) -> dict[str
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
     """Map an original BEiT state dict (unilm/timm names, optional mmseg prefixes) to transformers' classic names.
 
-    ``task`` (``mim``, ``classification`` or ``segmentation``) decides where a final ``norm`` goes. The input is not
+    ``task`` (the checkpoint's own: ``mim``, ``classification``, ``segmentation`` or ``embeddings``) decides where
+    a final ``norm`` goes. The input is not
     modified; tensors are not copied. Raises ``ConversionError`` listing every key it does not recognise.
     """
-    if task not in ("mim", "classification", "segmentation"):
-        raise ConversionError(f"Unknown task {task!r}; expected mim, classification or segmentation.")
+    if task not in ("mim", "classification", "segmentation", "embeddings"):
+        raise ConversionError(f"Unknown task {task!r}; expected mim, classification, segmentation or embeddings.")
     converted: dict[str, torch.Tensor] = {}
     unknown = []
     for key, tensor in strip_backbone_prefix(state_dict).items():

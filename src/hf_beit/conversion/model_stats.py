@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._models import model_class
+from ..tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def compute_model_stats(config, task: str) -> ModelStats:
     """
     size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
     with torch.device("meta"):
-        model = model_class(task)(config).eval()
+        model = get_task(task).model_class(config).eval()
     num_parameters = sum(parameter.numel() for parameter in model.parameters())
     pixel_values = torch.empty(1, config.num_channels, size, size, device="meta")
     counter = FlopCounterMode(display=False)

@@ -44,7 +44,7 @@ def render_release_card(entry: ReleasedCheckpoint, repo_id: str | None = None) -
     """The card ``convert_checkpoint(..., model_name=entry.name)`` writes for the released file."""
     facts = release_facts(entry)
     id2label = id2label_for(entry.label_set) if entry.label_set else None
-    config = build_config(facts, entry.task, id2label=id2label)
+    config = build_config(facts, id2label=id2label)
     container = "state_dict" if entry.task == "segmentation" else "model"
     notes = [f"Read `{entry.name}.pth` (weights under `{container}`).", *RENAMING_NOTES]
     if id2label:

@@ -6,23 +6,21 @@ from pathlib import Path
 
 import torch
 
-from ._models import model_class
+from ..tasks import get_task
 from .errors import ConversionError
 
 
-def load_converted(folder: str | Path, task: str, new_head_prefixes: tuple[str, ...] = ()):
-    """Load ``folder`` with hf_beit (or transformers) and fail on unexpected, mismatched or missing weights.
+def load_converted(folder: str | Path, task: str, new_keys: list[str] = ()):
+    """Load ``folder`` with hf_beit and fail on unexpected, mismatched or missing weights.
 
-    Missing weights are accepted only under ``new_head_prefixes`` (a head created for a new task).
+    Missing weights are accepted only if listed in ``new_keys`` (a head created for a new task).
     Returns ``(model, missing_keys)``.
     """
-    model, info = model_class(task).from_pretrained(str(folder), output_loading_info=True)
+    model, info = get_task(task).model_class.from_pretrained(str(folder), output_loading_info=True)
     unexpected = list(info.get("unexpected_keys", []))
     mismatched = [str(item) for item in info.get("mismatched_keys", [])]
     missing = list(info.get("missing_keys", []))
-    surprising = (
-        [key for key in missing if not key.startswith(tuple(new_head_prefixes))] if new_head_prefixes else missing
-    )
+    surprising = sorted(set(missing) - set(new_keys))
     if unexpected or mismatched or surprising:
         raise ConversionError(
             "The converted repo does not load cleanly: "

@@ -15,6 +15,7 @@ import torch
 from transformers import TrainingArguments
 
 from .. import BEIT_PRESETS, BeitConfig
+from ..retargeting import segmentation_out_indices
 from .augment import (
     BEIT_MEAN,
     BEIT_STD,
@@ -27,7 +28,7 @@ from .augment import (
 from .checkpoints import resume_path, save_final_model
 from .collators import collate_pixel_batch
 from .datasets import LabelSchema, infer_label_schema, load_source, segmentation_schema, with_validation_split
-from .init_from import build_model, finetune_config, valid_out_indices
+from .init_from import build_model, finetune_config
 from .metrics.trainer_metrics import (
     float_logits,
     multi_label_metrics,
@@ -122,7 +123,7 @@ def _base_config(args: FinetuneArguments, schema: LabelSchema) -> BeitConfig:
     if args.image_size is not None:
         overrides["image_size"] = args.image_size
     if args.init_from is not None:
-        return finetune_config(args.init_from, args.task, labels, **overrides)[0]
+        return finetune_config(args.init_from, args.task, labels, **overrides)
     if args.config == "tiny":
         values = dict(TINY_PRESET)
     elif args.config in BEIT_PRESETS:
@@ -137,7 +138,7 @@ def _base_config(args: FinetuneArguments, schema: LabelSchema) -> BeitConfig:
         )
     values.update(overrides)
     if args.task == "segmentation":
-        values["out_indices"] = valid_out_indices(values.get("out_indices"), values["num_hidden_layers"])
+        values["out_indices"] = segmentation_out_indices(values.get("out_indices"), values["num_hidden_layers"])
     return BeitConfig.from_dict({**values, "id2label": labels, "label2id": {v: k for k, v in labels.items()}})
 
 
