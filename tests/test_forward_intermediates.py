@@ -9,34 +9,19 @@ import functools
 import pytest
 import torch
 from conftest import TINY, random_pixels, randomize_, tiny_config
+from test_conversion_layouts import _timm_beit
 
 import hf_beit
 from hf_beit.conversion import convert_state_dict
 
-beit = pytest.importorskip("timm.models.beit")
 timm_features = pytest.importorskip("timm.models._features")
 
 
 @functools.cache
 def _timm_and_ours(global_pool: str):
     """A random tiny timm BEiT and the same weights in hf_beit (``token`` pooling: a real final norm); read-only."""
-    torch.manual_seed(0)
-    theirs = beit.Beit(
-        img_size=32,
-        patch_size=8,
-        num_classes=3,
-        embed_dim=32,
-        depth=4,
-        num_heads=4,
-        mlp_ratio=37 / 32,
-        init_values=0.1,
-        use_abs_pos_emb=False,
-        use_rel_pos_bias=True,
-        global_pool=global_pool,
-    ).eval()
-    with torch.no_grad():
-        for parameter in theirs.parameters():
-            parameter.normal_(0, 0.2)
+    geometry = {"depth": 4, "num_classes": 3, "mlp_ratio": 37 / 32, "init_values": 0.1, "use_abs_pos_emb": False}
+    theirs = _timm_beit(**geometry, use_rel_pos_bias=True, global_pool=global_pool)
     config = tiny_config(use_relative_position_bias=True, use_mean_pooling=global_pool == "avg")
     ours = hf_beit.BeitForImageClassification(config).eval()
     ours.load_state_dict(convert_state_dict(theirs.state_dict(), "classification"), strict=True)
