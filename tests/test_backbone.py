@@ -220,3 +220,16 @@ def test_transformers_upernet_builds_and_runs_our_backbone(tmp_path):
         mine, theirs = ours(pixel_values=pixels).logits, stock.eval()(pixel_values=pixels).logits
     assert mine.shape == (2, 3, 32, 32)
     torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=0)
+
+
+def test_backbone_and_forward_intermediates_compile_without_graph_breaks():
+    ours = _ours(out_indices=[0, 1, 2, 3], add_fpn=True)
+    pixels = random_pixels()
+    compiled = torch.compile(ours, backend="eager", fullgraph=True)
+    intermediates = torch.compile(
+        lambda x: ours.beit.forward_intermediates(x, indices=[1, 2], stop_early=True), backend="eager", fullgraph=True
+    )
+    with torch.no_grad():
+        _close(compiled(pixels).feature_maps, ours(pixels).feature_maps)
+        traced, eager = intermediates(pixels), ours.beit.forward_intermediates(pixels, indices=[1, 2], stop_early=True)
+    _close([traced[0], *traced[1]], [eager[0], *eager[1]])
