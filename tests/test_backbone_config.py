@@ -103,6 +103,7 @@ def test_setters_and_load_time_overrides(tmp_path):
         ({"out_indices": [3, 4]}, r"blocks \[3, 3\].*4 = num_hidden_layers, stock transformers' default"),
         ({"out_features": ["stem"]}, r"'stem' is the embedding output, not the output of a block"),
         ({"out_features": ["stage5"]}, r"'stage5' is not a stage name.*stage1\.\.stage4"),
+        ({"out_features": ["stage4", "stage2"]}, r"\['stage4', 'stage2'\]: they name the blocks \[3, 1\]"),
         (
             {"out_indices": [1], "out_features": ["stage3"]},
             r"out_features do not name the blocks \[1\] \(\[.stage2.\]\)",

@@ -127,8 +127,12 @@ def _blocks_from_indices(depth: int, indices: list[int]) -> list[int]:
         if not -depth <= index <= depth:
             raise _taps_error(depth, indices, f"{index} is out of range")
         blocks.append(depth - 1 if index == depth else index % depth)
+    return _increasing(depth, indices, blocks)
+
+
+def _increasing(depth: int, given: list, blocks: list[int]) -> list[int]:
     if any(later <= earlier for earlier, later in itertools.pairwise(blocks)):
-        raise _taps_error(depth, indices, f"they name the blocks {blocks}, which are not strictly increasing")
+        raise _taps_error(depth, given, f"they name the blocks {blocks}, which are not strictly increasing")
     return blocks
 
 
@@ -141,7 +145,7 @@ def _blocks_from_names(depth: int, names: list[str]) -> list[int]:
         if match is None or not 1 <= int(match.group(1)) <= depth:
             raise _taps_error(depth, names, f"{name!r} is not a stage name")
         blocks.append(int(match.group(1)) - 1)
-    return _blocks_from_indices(depth, blocks)
+    return _increasing(depth, names, blocks)
 
 
 def _resolve_taps(depth: int, out_indices: list[int] | None, out_features: list[str] | None) -> list[int]:
