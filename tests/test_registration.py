@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import transformers
@@ -45,3 +47,28 @@ def test_auto_registration_routes_only_hf_beit_configs(tmp_path):
     ours.save_pretrained(tmp_path)
     assert type(transformers.AutoConfig.from_pretrained(tmp_path)) is transformers.BeitConfig
     assert isinstance(hf_beit.BeitForImageClassification.from_pretrained(tmp_path), hf_beit.BeitForImageClassification)
+
+
+class _LocalOnlyHub:
+    """transformers 5.23's ``AutoBackbone.from_pretrained`` asks the Hub whether a *local* path is a repo (and rejects
+    absolute paths as repo ids); answer for local directories without any network."""
+
+    @staticmethod
+    def repo_exists(path) -> bool:
+        return Path(path).is_dir()
+
+
+def test_auto_backbone_routes_only_hf_beit_configs(tmp_path, monkeypatch):
+    hf_beit.register_auto_classes()
+    ours = transformers.AutoBackbone.from_config(tiny_config(out_indices=[1, 3]))
+    assert isinstance(ours, hf_beit.BeitBackbone) and ours.out_indices == [1, 3]
+    # load_backbone (what transformers' detection/segmentation models call) goes through the same mapping
+    from transformers.backbone_utils import load_backbone
+
+    assert isinstance(load_backbone(tiny_config()), hf_beit.BeitBackbone)
+    stock_config = transformers.BeitConfig(**{**tiny_config().to_dict(), "out_indices": [1, 3], "out_features": None})
+    assert type(transformers.AutoBackbone.from_config(stock_config)) is transformers.BeitBackbone
+    transformers.BeitBackbone(stock_config).save_pretrained(tmp_path)
+    monkeypatch.setattr(transformers.models.auto.auto_factory, "hf_api", _LocalOnlyHub)
+    from_path = transformers.AutoBackbone.from_pretrained(str(tmp_path))
+    assert type(from_path) is transformers.BeitBackbone and from_path.out_features == ["stage1", "stage3"]

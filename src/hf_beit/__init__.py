@@ -1,6 +1,7 @@
 """hf_beit: BEiT for Hugging Face Transformers, faithful to the original unilm checkpoints and fast on CPU."""
 
 from .configuration_beit import BEIT_PRESETS, BeitConfig
+from .modeling_backbone import BeitBackbone
 from .modeling_beit import (
     BeitForImageClassification,
     BeitForMaskedImageModeling,
@@ -35,6 +36,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BEIT_PRESETS",
+    "BeitBackbone",
     "BeitConfig",
     "BeitForImageClassification",
     "BeitForMaskedImageModeling",

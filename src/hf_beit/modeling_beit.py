@@ -457,6 +457,46 @@ class BeitModel(BeitPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
+    def forward_intermediates(
+        self,
+        pixel_values: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+        stop_early: bool = False,
+        return_prefix_tokens: bool = False,
+        interpolate_pos_encoding: bool = False,
+    ) -> list | tuple[torch.Tensor, list]:
+        """Features after chosen blocks, with timm's ``forward_intermediates`` arguments and results.
+
+        Args:
+            indices: 0-based blocks (negative from the end; ``None``: all), or an int ``n`` for the last ``n``.
+            norm: apply the final ``layernorm`` (an identity with mean pooling) to the intermediates.
+            output_fmt: ``"NCHW"`` (``(B, C, H, W)`` patch maps) or ``"NLC"`` (``(B, H*W, C)`` patch tokens).
+            intermediates_only: return only the list of intermediates.
+            stop_early: run no block after the last one asked for (the final tokens are then that block's).
+            return_prefix_tokens: each intermediate becomes ``(patches, cls_token)`` with ``cls_token`` ``(B, 1, C)``.
+            interpolate_pos_encoding: allow another input resolution (resizes the position encodings).
+
+        Returns:
+            ``intermediates`` (in block order) or ``(final_tokens, intermediates)`` with ``final_tokens``
+            ``(B, 1 + H*W, C)`` after ``layernorm``.
+        """
+        from .modeling_backbone import encode, intermediate_blocks, tokens_to_map  # it builds on this module
+
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}.")
+        positions = [block + 1 for block in intermediate_blocks(indices, self.config.num_hidden_layers)]
+        last, states, _, grid = encode(
+            self, pixel_values, keep=positions, num_blocks=positions[-1] if stop_early else None,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+        )
+        tokens = [self.layernorm(states[i]) if norm else states[i] for i in positions]
+        patches = [tokens_to_map(t, grid) if output_fmt == "NCHW" else t[:, 1:] for t in tokens]
+        intermediates = [(p, t[:, :1]) for p, t in zip(patches, tokens)] if return_prefix_tokens else patches
+        return intermediates if intermediates_only else (self.layernorm(last), intermediates)
+
 
 def _has_positions(config: BeitConfig) -> bool:
     return bool(

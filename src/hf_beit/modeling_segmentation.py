@@ -14,6 +14,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from .configuration_beit import BeitConfig
 from .losses import semantic_segmentation_loss
+from .modeling_backbone import BeitFeaturePyramidMixin, tokens_to_map
 from .modeling_beit import BeitModel, BeitPreTrainedModel, selected_hidden_states
 
 
@@ -89,36 +90,23 @@ class BeitFCNHead(nn.Module):
         return self.classifier(self.dropout(out))
 
 
-class BeitForSemanticSegmentation(BeitPreTrainedModel):
+class BeitForSemanticSegmentation(BeitFeaturePyramidMixin, BeitPreTrainedModel):
     """BEiT + UPerNet. ``logits`` are ``(batch, num_labels, H/4, W/4)``; ``labels`` ``(batch, H, W)`` give the loss."""
 
     def __init__(self, config: BeitConfig) -> None:
         super().__init__(config)
         _check_out_indices(config)
-        dim = config.hidden_size
         self.beit = BeitModel(config, add_pooling_layer=False)
-        self.fpn1 = nn.Sequential(
-            nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2),
-            nn.BatchNorm2d(dim),
-            nn.GELU(),
-            nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2),
-        )
-        self.fpn2 = nn.Sequential(nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2))
-        self.fpn3 = nn.Identity()
-        self.fpn4 = nn.MaxPool2d(kernel_size=2, stride=2)
+        self._add_feature_pyramid(config.hidden_size)
         self.decode_head = BeitUperHead(config)
         self.auxiliary_head = BeitFCNHead(config) if config.use_auxiliary_head else None
         self.post_init()
 
     def backbone_features(self, hidden_states: tuple[torch.Tensor, ...], grid: tuple[int, int]) -> list[torch.Tensor]:
         """The 4-level feature pyramid from the outputs of the blocks in ``out_indices``."""
-        pyramid = (self.fpn1, self.fpn2, self.fpn3, self.fpn4)
-        features = []
-        for operator, block in zip(pyramid, self.config.out_indices):
-            tokens = hidden_states[block + 1][:, 1:]  # hidden_states[0] is the embedding output
-            fmap = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
-            features.append(operator(fmap))
-        return features
+        # hidden_states[0] is the embedding output, hidden_states[i + 1] the output of block i
+        maps = [tokens_to_map(hidden_states[block + 1], grid) for block in self.config.out_indices]
+        return list(self._feature_pyramid(maps))
 
     def forward(
         self,

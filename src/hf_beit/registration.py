@@ -3,8 +3,9 @@
 transformers refuses a second ``model_type="beit"`` config, and ``exist_ok=True`` would redirect *its* BEiT to ours
 for the whole process. We therefore never touch ``AutoConfig``. The Auto model/processor mappings are keyed by the
 config *class*, so registering our ``BeitConfig`` subclass only routes configs that are already hf_beit configs:
-``AutoModelForImageClassification.from_config(hf_beit.BeitConfig(...))`` builds an hf_beit model, while
-``AutoModel*.from_pretrained(path)`` keeps building transformers' models. To load a path with hf_beit, call the
+``AutoModelForImageClassification.from_config(hf_beit.BeitConfig(...))`` (or ``AutoBackbone.from_config``, which is
+what transformers' ``load_backbone`` calls) builds an hf_beit model, while ``AutoModel*.from_pretrained(path)`` and
+``AutoBackbone.from_pretrained(path)`` keep building transformers' models. To load a path with hf_beit, call the
 hf_beit class (``hf_beit.BeitForImageClassification.from_pretrained(path)``) or ``hf_beit.inference.pipeline``.
 """
 
@@ -14,11 +15,12 @@ _REGISTERED = False
 
 
 def register_auto_classes() -> None:
-    """Register hf_beit models and image processor with transformers' Auto classes (idempotent)."""
+    """Register hf_beit models, backbone and image processor with transformers' Auto classes (idempotent)."""
     global _REGISTERED
     if _REGISTERED:
         return
     from transformers import (
+        AutoBackbone,
         AutoImageProcessor,
         AutoModel,
         AutoModelForImageClassification,
@@ -27,6 +29,7 @@ def register_auto_classes() -> None:
 
     from .configuration_beit import BeitConfig
     from .image_processing_beit import BeitImageProcessor
+    from .modeling_backbone import BeitBackbone
     from .modeling_beit import BeitForImageClassification, BeitModel
     from .modeling_segmentation import BeitForSemanticSegmentation
 
@@ -34,5 +37,6 @@ def register_auto_classes() -> None:
     AutoModel.register(BeitConfig, BeitModel, exist_ok=True)
     AutoModelForImageClassification.register(BeitConfig, BeitForImageClassification, exist_ok=True)
     AutoModelForSemanticSegmentation.register(BeitConfig, BeitForSemanticSegmentation, exist_ok=True)
+    AutoBackbone.register(BeitConfig, BeitBackbone, exist_ok=True)
     AutoImageProcessor.register(BeitConfig, image_processor_classes={"torchvision": BeitImageProcessor}, exist_ok=True)
     _REGISTERED = True
