@@ -36,7 +36,7 @@ from hf_beit.training.datasets import load_digits_dataset
 from hf_beit.training.recipes import TINY_PRESET
 
 RESULTS = Path(__file__).with_name("results_lora_digits.md")
-BASE_DIGITS, TARGET_DIGITS = range(0, 5), range(5, 10)
+BASE_DIGITS, TARGET_DIGITS = range(5), range(5, 10)
 AUGMENT = AugmentConfig(crop_scale=(0.7, 1.0), hflip=0.0, rand_augment=None, color_jitter=0.0, random_erasing=0.0)
 
 
@@ -151,13 +151,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args, rows) -> None:
     load = os.getloadavg()[0]
-    lines = [
+    heading = (
         f"\n## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
-        f"{args.threads} threads, load {load:.1f}, seed {args.seed}",
-        "",
+        f"{args.threads} threads, load {load:.1f}, seed {args.seed}"
+    )
+    command = (
         f"`python benchmarks/bench_lora_digits.py --base-epochs {args.base_epochs:g} --epochs {args.epochs:g} "
         f"--rank {args.rank} --seed {args.seed}`; peft {peft.__version__}, transformers {transformers.__version__}, "
-        f"torch {torch.__version__}",
+        f"torch {torch.__version__}"
+    )
+    lines = [
+        heading,
+        "",
+        command,
         "",
         "| run | trainable parameters | test accuracy | on | training time |",
         "|---|---|---|---|---|",

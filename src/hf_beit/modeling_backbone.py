@@ -17,7 +17,7 @@ from transformers.backbone_utils import BackboneMixin
 from transformers.modeling_outputs import BackboneOutput
 
 from .configuration_beit import BeitConfig
-from .modeling_beit import BeitModel, BeitPreTrainedModel, _has_positions, _resolve_flags, selected_hidden_states
+from .modeling_beit import BeitModel, BeitPreTrainedModel, _resolve_flags, selected_hidden_states
 
 
 class BeitFeaturePyramidMixin:
@@ -45,32 +45,6 @@ def tokens_to_map(hidden_state: torch.Tensor, grid: tuple[int, int]) -> torch.Te
     """``(B, 1 + H*W, C)`` tokens (CLS first) -> ``(B, C, H, W)`` map of the patch tokens."""
     patches = hidden_state[:, 1:]
     return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], *grid)
-
-
-def encode(
-    model: BeitModel,
-    pixel_values: torch.Tensor,
-    keep: bool | list[int],
-    num_blocks: int | None = None,
-    output_attentions: bool = False,
-    interpolate_pos_encoding: bool = False,
-) -> tuple[torch.Tensor, tuple, tuple | None, tuple[int, int]]:
-    """Embeddings and the first ``num_blocks`` blocks of ``model`` (all by default).
-
-    Returns the last hidden state, the hidden states selected by ``keep`` (as ``output_hidden_states``; index 0 is
-    the embedding output, index ``i`` the output of block ``i - 1``), the attentions if requested, and the patch grid.
-    """
-    embeddings, grid = model.embeddings(pixel_values)
-    window = model.embeddings.window_size
-    if grid != window and not interpolate_pos_encoding and _has_positions(model.config):
-        raise ValueError(
-            f"The input gives a {grid[0]}x{grid[1]} patch grid; the position encodings are for "
-            f"{window[0]}x{window[1]}. Pass interpolate_pos_encoding=True to resize them, or resize the image."
-        )
-    last, states, attentions = model.encoder(
-        embeddings, grid, output_attentions=output_attentions, output_hidden_states=keep, num_blocks=num_blocks
-    )
-    return last, states, attentions, grid
 
 
 def intermediate_blocks(indices: int | Sequence[int] | None, depth: int) -> list[int]:
@@ -147,12 +121,11 @@ class BeitBackbone(BackboneMixin, BeitFeaturePyramidMixin, BeitPreTrainedModel):
         taps = [block + 1 for block in self.config.out_indices]
         requested = selected_hidden_states(output_hidden_states, count)
         keep = set(taps) | (requested or set())
-        _, states, attentions, grid = encode(
-            self.beit,
+        _, states, attentions, grid = self.beit.encode(
             pixel_values,
-            keep=sorted(keep),
-            num_blocks=count - 1 if output_attentions else max(keep),
             output_attentions=output_attentions,
+            output_hidden_states=sorted(keep),
+            num_blocks=count - 1 if output_attentions else max(keep),
             interpolate_pos_encoding=interpolate_pos_encoding,
         )
         maps = [states[i] for i in taps]

@@ -437,15 +437,12 @@ class BeitModel(BeitPreTrainedModel):
         output_attentions, output_hidden_states, return_dict = _resolve_flags(
             self.config, output_attentions, output_hidden_states, return_dict
         )
-        embeddings, grid = self.embeddings(pixel_values, bool_masked_pos)
-        if grid != self.embeddings.window_size and not interpolate_pos_encoding and _has_positions(self.config):
-            raise ValueError(
-                f"Input image gives a {grid[0]}x{grid[1]} patch grid but the model was configured for "
-                f"{self.embeddings.window_size[0]}x{self.embeddings.window_size[1]} (image_size={self.config.image_size}). "
-                "Resize the image, or pass interpolate_pos_encoding=True to resize the position embeddings."
-            )
-        hidden, all_hidden, all_attentions = self.encoder(
-            embeddings, grid, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        hidden, all_hidden, all_attentions, _ = self.encode(
+            pixel_values,
+            bool_masked_pos,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            interpolate_pos_encoding=interpolate_pos_encoding,
         )
         sequence_output = self.layernorm(hidden)
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
@@ -456,6 +453,33 @@ class BeitModel(BeitPreTrainedModel):
             attentions=all_attentions,
         )
         return output if return_dict else output.to_tuple()
+
+    def encode(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool | int | list[int] = False,
+        num_blocks: int | None = None,
+        interpolate_pos_encoding: bool = False,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple[int, int]]:
+        """Embeddings and the first ``num_blocks`` blocks (all by default), before the final ``layernorm``.
+
+        Returns the last hidden state, the hidden states ``output_hidden_states`` selects (index 0 is the embedding
+        output, index ``i`` the output of block ``i - 1``), the attentions if requested, and the patch grid.
+        """
+        embeddings, grid = self.embeddings(pixel_values, bool_masked_pos)
+        window = self.embeddings.window_size
+        if grid != window and not interpolate_pos_encoding and _has_positions(self.config):
+            raise ValueError(
+                f"Input image gives a {grid[0]}x{grid[1]} patch grid but the model was configured for "
+                f"{window[0]}x{window[1]} (image_size={self.config.image_size}). "
+                "Resize the image, or pass interpolate_pos_encoding=True to resize the position embeddings."
+            )
+        hidden, all_hidden, all_attentions = self.encoder(
+            embeddings, grid, output_attentions, output_hidden_states, num_blocks=num_blocks
+        )
+        return hidden, all_hidden, all_attentions, grid
 
     def forward_intermediates(
         self,
@@ -483,13 +507,15 @@ class BeitModel(BeitPreTrainedModel):
             ``intermediates`` (in block order) or ``(final_tokens, intermediates)`` with ``final_tokens``
             ``(B, 1 + H*W, C)`` after ``layernorm``.
         """
-        from .modeling_backbone import encode, intermediate_blocks, tokens_to_map  # it builds on this module
+        from .modeling_backbone import intermediate_blocks, tokens_to_map  # it builds on this module
 
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}.")
         positions = [block + 1 for block in intermediate_blocks(indices, self.config.num_hidden_layers)]
-        last, states, _, grid = encode(
-            self, pixel_values, keep=positions, num_blocks=positions[-1] if stop_early else None,
+        last, states, _, grid = self.encode(
+            pixel_values,
+            output_hidden_states=positions,
+            num_blocks=positions[-1] if stop_early else None,
             interpolate_pos_encoding=interpolate_pos_encoding,
         )
         tokens = [self.layernorm(states[i]) if norm else states[i] for i in positions]

@@ -50,10 +50,11 @@ TASKS: dict[str, Task] = {
             "semantic segmentation (UPerNet)",
         ),
         Task("embeddings", "BeitModel", "image-feature-extraction", (), (), "image embeddings (the bare encoder)"),
+        Task("backbone", "BeitBackbone", None, ("fpn1.", "fpn2."), (), "multi-scale features (BeitBackbone)"),
     )
 }
 # Task names used by Hub pipelines and by older hf_beit releases, mapped to ours.
-_ALIASES = {task.pipeline: task.name for task in TASKS.values() if task.pipeline} | {"backbone": "embeddings"}
+_ALIASES = {task.pipeline: task.name for task in TASKS.values() if task.pipeline}
 
 
 def get_task(name: str) -> Task:
