@@ -84,3 +84,27 @@ def task_of_state_dict(keys: Iterable[str]) -> Task:
         if task.head_prefixes and any(key.startswith(task.head_prefixes[0]) for key in keys):
             return task
     return TASKS["embeddings"]
+
+
+class WrongTaskError(ValueError):
+    """A saved model was loaded for a task it was not trained for (its head would be random)."""
+
+
+def check_task(config: Any, task: str | Task, source: str = "The model") -> None:
+    """Raise :class:`WrongTaskError` if ``config.architectures`` names another task-specific head than ``task``.
+
+    The bare encoder (``embeddings``, ``backbone``) can come from any repo; a config without ``architectures`` cannot
+    be checked and passes.
+    """
+    wanted = task if isinstance(task, Task) else get_task(task)
+    saved = task_of_config(config)
+    if wanted.name in ("embeddings", "backbone") or saved is None or saved.name == wanted.name:
+        return
+    hint = (
+        f"fine-tune it first (hf-beit train {wanted.name} --init-from ...)"
+        if wanted.name in ("classification", "segmentation")
+        else f"load a {wanted.architecture} repo"
+    )
+    raise WrongTaskError(
+        f"{source} is a {saved.description} model ({saved.architecture}), not a {wanted.description} model; {hint}."
+    )

@@ -8,12 +8,10 @@ from typing import Any
 
 import torch
 
-TASKS = ("image-classification", "image-segmentation", "image-feature-extraction")
-_TASK_CLASS_NAMES = {
-    "image-classification": "BeitForImageClassification",
-    "image-segmentation": "BeitForSemanticSegmentation",
-    "image-feature-extraction": "BeitModel",
-}
+from ..tasks import TASKS as _ALL_TASKS
+from ..tasks import WrongTaskError, check_task, get_task
+
+TASKS = tuple(task.pipeline for task in _ALL_TASKS.values() if task.pipeline)
 
 
 def _hf_beit_attr(name: str) -> Any:
@@ -24,9 +22,9 @@ def _hf_beit_attr(name: str) -> Any:
 
 def model_class_for_task(task: str) -> type:
     """The hf_beit model class serving ``task`` (one of :data:`TASKS`)."""
-    if task not in _TASK_CLASS_NAMES:
+    if task not in TASKS:
         raise ValueError(f"Unsupported task {task!r}; hf_beit pipelines support: {', '.join(TASKS)}.")
-    return _hf_beit_attr(_TASK_CLASS_NAMES[task])
+    return get_task(task).model_class
 
 
 def check_local_repo(path: str | os.PathLike) -> Path:
@@ -43,9 +41,22 @@ def check_local_repo(path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike, task: str, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load the hf_beit model for ``task`` from a local repository, in eval mode on ``device``."""
+    """Load the hf_beit model for ``task`` from a local repository, in eval mode on ``device``.
+
+    Raises ``WrongTaskError`` for a repo of another task (e.g. a MIM repo for classification), whose head would
+    otherwise be random: checked on ``config.architectures`` and on the head weights actually found.
+    """
     repo = check_local_repo(path)
-    model = model_class_for_task(task).from_pretrained(str(repo))
+    model_class = model_class_for_task(task)
+    check_task(_hf_beit_attr("BeitConfig").from_pretrained(str(repo)), task, source=str(repo))
+    model, info = model_class.from_pretrained(str(repo), output_loading_info=True)
+    head = get_task(task).head_prefixes
+    missing_head = [key for key in info["missing_keys"] if key.startswith(head)]
+    if missing_head:
+        raise WrongTaskError(
+            f"{repo} has no trained {get_task(task).description} head (missing {', '.join(missing_head[:3])}); "
+            "it would classify at random. Fine-tune it first (hf-beit train ... --init-from)."
+        )
     return model.to(device).eval()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import transformers
 
-from ._loading import TASKS, check_local_repo, load_image_processor, model_class_for_task, processor_for_model
+from ._loading import TASKS, check_local_repo, load_image_processor, load_model, processor_for_model
 
 
 def pipeline(task: str, model: Any, image_processor: Any = None, **kwargs: Any) -> transformers.Pipeline:
@@ -28,7 +28,7 @@ def pipeline(task: str, model: Any, image_processor: Any = None, **kwargs: Any) 
         raise ValueError(f"Unsupported task {task!r}; hf_beit pipelines support: {', '.join(TASKS)}.")
     if isinstance(model, (str, os.PathLike)):
         repo = check_local_repo(model)
-        model = model_class_for_task(task).from_pretrained(str(repo))
+        model = load_model(repo, task)  # refuses a repo of another task (its head would be random)
         if image_processor is None:
             image_processor = load_image_processor(repo)
     else:
