@@ -1,7 +1,7 @@
 """Registry of the released BEiT v1 checkpoints (microsoft/unilm), with the facts needed to convert and describe them.
 
 Accuracy/mIoU numbers are the ones published in unilm's ``beit/README.md`` (and its get-started / segmentation
-READMEs); see shared/reference/unilm-checkpoints.md, sections 4 and 7.
+READMEs).
 """
 
 from __future__ import annotations

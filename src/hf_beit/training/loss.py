@@ -11,10 +11,11 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
     return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
 
 
-def classification_loss(
+def finetuning_loss(
     logits: torch.Tensor, labels: torch.Tensor, multi_label: bool = False, label_smoothing: float = 0.0
 ) -> torch.Tensor:
-    """Batch-mean loss for class ids (B,), soft targets (B, C, e.g. from mixup) or multi-hot targets (multi-label)."""
+    """The fine-tuning recipe's batch-mean loss for class ids (B,) with label smoothing, soft targets (B, C, e.g.
+    from mixup) or multi-hot targets (multi-label). The models' own ``labels=`` loss is ``hf_beit.losses``'."""
     if multi_label:
         if labels.shape != logits.shape:
             raise ValueError(

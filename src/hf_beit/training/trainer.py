@@ -11,7 +11,7 @@ from transformers import Trainer, TrainerCallback
 
 from .augment import Mixup
 from .layer_decay import create_layer_decay_optimizer
-from .loss import classification_loss
+from .loss import finetuning_loss
 
 
 class BeitTrainer(Trainer):
@@ -73,7 +73,7 @@ class BeitTrainer(Trainer):
             outputs = model(pixel_values=pixel_values)
             loss = None
             if labels is not None:
-                loss = classification_loss(outputs.logits, labels, self.multi_label, self.label_smoothing)
+                loss = finetuning_loss(outputs.logits, labels, self.multi_label, self.label_smoothing)
         return (loss, outputs) if return_outputs else loss
 
 
