@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import randomize_, random_pixels, tiny_config
+from conftest import random_pixels, randomize_, tiny_config
 from torch import nn
 
 import hf_beit
