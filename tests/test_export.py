@@ -97,6 +97,16 @@ def test_onnx_classification_dynamic_batch_in_onnxruntime(classifier, classifier
         _assert_close({"logits": logits}, _eager(classifier, pixels, ["logits"]))
 
 
+def test_weights_of_large_models_go_beside_the_file(classifier, classifier_traced, classifier_onnx, tmp_path,
+                                                   monkeypatch):
+    monkeypatch.setattr("hf_beit.export.onnx_export._SINGLE_FILE_LIMIT", 0)  # as if the weights were > 1.8 GB
+    path = write_onnx(classifier_traced, tmp_path / "large.onnx")
+    weights = (tmp_path / "large.onnx.data").stat().st_size
+    assert weights > 0 and path.stat().st_size + weights >= classifier_onnx.stat().st_size > path.stat().st_size
+    pixels = random_pixels(2, seed=9)
+    _assert_close(OnnxRunner(path)(pixels), _eager(classifier, pixels, ["logits"]))
+
+
 def test_onnx_graph_is_the_reference_computation(classifier_onnx):
     graph = onnx.load(str(classifier_onnx)).graph
     domains = {node.domain for node in graph.node}
@@ -229,6 +239,9 @@ def test_unusable_requests_raise_clear_errors(classifier):
         export_program(classifier, batch=0)
     with pytest.raises(UnsupportedExportError, match="smaller than one 8x8 patch"):
         export_program(classifier, image_size=(4, 32))
+    for size in [(32.0, 32), "large", (32, 32, 32)]:
+        with pytest.raises(UnsupportedExportError, match="image_size must be None, 'dynamic', H or"):
+            export_program(classifier, image_size=size)
 
 
 def test_missing_onnx_packages_name_the_extra(classifier, tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 """ONNX export through ``torch.export`` (torch 2.14's dynamo exporter, onnxscript), one file per model.
 
-The TorchScript exporter is not used: it cannot express the pyramid pooling at non-divisible sizes, bakes
-Python-side shape checks into the trace, and failed on hf_beit's models ("Unsupported value kind: Tensor",
-internal asserts). The graph is first exported with :func:`~hf_beit.export.program.trace_for_export` (fixed or
+The TorchScript exporter is not used: it refuses UPerNet's pyramid pooling at non-divisible sizes, turns the
+model's Python shape checks into constants, and failed on a relative-position classifier under ``no_grad`` with an
+internal assert. The graph is first exported with :func:`~hf_beit.export.program.trace_for_export` (fixed or
 dynamic axes declared with ``torch.export.Dim``, checked after tracing), then translated.
 """
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.export import Dim
 
-from ..configuration_beit import BeitConfig, _pair
+from ..configuration_beit import BeitConfig
 from .errors import UnsupportedExportError
 
 DYNAMIC = "dynamic"
@@ -106,21 +106,21 @@ def _resolution(config: BeitConfig, image_size: int | Sequence[int] | str | None
                 "Dynamic resolution is not possible for this model: it has relative-position bias tables, which are "
                 "resized to a new patch grid with unilm's geometric interpolation computed with scipy at export "
                 "time, so the bias can only be baked in for one resolution. Export at a fixed resolution instead "
-                f"with --image-size H [W] (image_size=(H, W)); any size works, e.g. the configured "
+                "with --image-size H [W] (image_size=(H, W)); any size works, e.g. the configured "
                 f"{config.image_size_2d[0]} {config.image_size_2d[1]}."
             )
         return None, None
     if image_size is None:
         return config.image_size_2d
-    try:
-        height, width = _pair(image_size)
-    except (TypeError, ValueError, IndexError):
-        raise UnsupportedExportError(
-            f"image_size must be None, 'dynamic', H or (H, W); got {image_size!r}."
-        ) from None
+    sizes = (image_size,) if isinstance(image_size, int) else image_size
+    if (
+        not isinstance(sizes, (list, tuple))
+        or len(sizes) not in (1, 2)
+        or not all(isinstance(size, int) and not isinstance(size, bool) for size in sizes)
+    ):
+        raise UnsupportedExportError(f"image_size must be None, 'dynamic', H or (H, W); got {image_size!r}.")
+    height, width = sizes[0], sizes[-1]
     patch = config.patch_size_2d
     if height < patch[0] or width < patch[1]:
-        raise UnsupportedExportError(
-            f"image_size {height}x{width} is smaller than one {patch[0]}x{patch[1]} patch."
-        )
+        raise UnsupportedExportError(f"image_size {height}x{width} is smaller than one {patch[0]}x{patch[1]} patch.")
     return height, width
