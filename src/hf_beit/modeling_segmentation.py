@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
+from .adaptive_pooling import AdaptiveAvgPool2d
 from .configuration_beit import BeitConfig
 from .losses import semantic_segmentation_loss
 from .modeling_backbone import BeitFeaturePyramidMixin, tokens_to_map
@@ -36,13 +37,17 @@ def _upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 class BeitUperHead(nn.Module):
-    """UPerNet decode head: pyramid pooling on the coarsest level, top-down FPN, fused 3x3 bottleneck."""
+    """UPerNet decode head: pyramid pooling on the coarsest level, top-down FPN, fused 3x3 bottleneck.
+
+    The pyramid's adaptive average pools are written as averaging matrices (``adaptive_pooling``): same result,
+    and they export to ONNX at any feature-map size.
+    """
 
     def __init__(self, config: BeitConfig) -> None:
         super().__init__()
         dim, channels = config.hidden_size, config.hidden_size
         self.psp_modules = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(scale), BeitConvModule(dim, channels, 1)) for scale in config.pool_scales
+            nn.Sequential(AdaptiveAvgPool2d(scale), BeitConvModule(dim, channels, 1)) for scale in config.pool_scales
         )
         self.bottleneck = BeitConvModule(dim + len(config.pool_scales) * channels, channels, 3)
         self.lateral_convs = nn.ModuleList(BeitConvModule(dim, channels, 1) for _ in range(3))

@@ -1,0 +1,28 @@
+"""Export BEiT models to ONNX and ``torch.export`` for classification, embeddings and segmentation (UPerNet).
+
+``export_onnx(model, "model.onnx")`` / ``export_program(model)`` trace the reference computation (plain
+``F.linear``, eval mode, fp32; never the oneDNN fast path) of a copy of the model. Input: ``pixel_values``
+``(batch, channels, height, width)``; outputs are named after the eager ``ModelOutput`` fields (see
+:mod:`hf_beit.export.tasks`). The batch axis is dynamic by default; the resolution is fixed (any size, positions
+interpolated for it) or, for models without relative-position tables, dynamic (multiples of the patch size).
+:class:`OnnxRunner` runs a file with onnxruntime and checks the input first.
+
+ONNX needs the ``export`` extra (onnx, onnxscript, onnxruntime), imported only when used.
+"""
+
+from .errors import MissingExportDependencyError, UnsupportedExportError
+from .onnx_export import export_onnx
+from .program import export_program, graph_operators
+from .runner import OnnxRunner
+from .tasks import INPUT_NAME, TASK_OUTPUTS
+
+__all__ = [
+    "INPUT_NAME",
+    "TASK_OUTPUTS",
+    "MissingExportDependencyError",
+    "OnnxRunner",
+    "UnsupportedExportError",
+    "export_onnx",
+    "export_program",
+    "graph_operators",
+]
