@@ -1,4 +1,8 @@
-"""Atomic output: files and folders appear complete or not at all (interrupts leave no half-written output)."""
+"""Atomic output: files and folders appear complete or not at all (interrupts leave no half-written output).
+
+They get the permissions of any new file or folder (``0o666`` / ``0o777`` minus the umask), not the private ``0600``
+/ ``0700`` of the temporary names they are written under.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,18 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -47,6 +58,7 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -105,7 +105,9 @@ def resize_absolute_position_embeddings(
             f"Position embeddings of shape {tuple(position_embeddings.shape)} do not match a "
             f"{src_grid[0]}x{src_grid[1]} patch grid plus the CLS token."
         )
-    if src_grid == dst_grid:
+    # A symbolic (exported) grid takes the resize, which is exactly the identity at the same size: comparing it
+    # would pin the exported resolution.
+    if all(isinstance(side, int) for side in dst_grid) and src_grid == dst_grid:
         return position_embeddings
     cls_pos, patch_pos = position_embeddings[:, :1], position_embeddings[:, 1:]
     dim = patch_pos.shape[-1]
@@ -470,7 +472,8 @@ class BeitModel(BeitPreTrainedModel):
         """
         embeddings, grid = self.embeddings(pixel_values, bool_masked_pos)
         window = self.embeddings.window_size
-        if grid != window and not interpolate_pos_encoding and _has_positions(self.config):
+        # the flags first: while exporting with a symbolic resolution, comparing the grid would become a guard
+        if not interpolate_pos_encoding and _has_positions(self.config) and grid != window:
             raise ValueError(
                 f"Input image gives a {grid[0]}x{grid[1]} patch grid but the model was configured for "
                 f"{window[0]}x{window[1]} (image_size={self.config.image_size}). "

@@ -64,23 +64,30 @@ def geometric_source_coordinates(src_side: int, dst_side: int) -> np.ndarray:
     return np.concatenate([-positive[::-1], [0.0], positive])
 
 
-@functools.lru_cache(maxsize=32)
 def geometric_resize_matrix(src_side: int, dst_side: int) -> torch.Tensor:
     """``(dst_side, src_side)`` float64 matrix applying unilm's resize along one offset axis.
 
     unilm fits ``scipy interp2d(kind="cubic")`` per head; for gridded data that is the tensor product of 1-D
     not-a-knot interpolating splines, so the 2-D resize is ``A_h @ grid @ A_w.T`` with these matrices.
-    Being linear, it is differentiable and can run at load time or on the fly.
+    Being linear, it is differentiable and can run at load time or on the fly. A new tensor on every call (over a
+    cached array): a cached tensor built while exporting would be a fake tensor.
     """
+    return torch.from_numpy(_geometric_resize_array(src_side, dst_side))
+
+
+@functools.lru_cache(maxsize=32)
+def _geometric_resize_array(src_side: int, dst_side: int) -> np.ndarray:
     if src_side == dst_side:
-        return torch.eye(src_side, dtype=torch.float64)
+        return np.eye(src_side)
     if src_side < 2:
         raise ValueError("Cannot interpolate a relative-position table along an axis of size 1.")
     source = geometric_source_coordinates(src_side, dst_side)
     half = dst_side // 2
     target = np.clip(np.arange(-half, half + 0.1, 1.0), source[0], source[-1])  # FITPACK clamps to its knots
     spline = make_interp_spline(source, np.eye(src_side), k=min(3, src_side - 1))
-    return torch.from_numpy(np.ascontiguousarray(spline(target)))
+    matrix = np.ascontiguousarray(spline(target))
+    matrix.setflags(write=False)
+    return matrix
 
 
 def resample_offset_grid(grid: torch.Tensor, dst_sides: tuple[int, int]) -> torch.Tensor:

@@ -27,8 +27,19 @@ from torch.nn.modules import module as _module_globals
 from ._packing import PackedLinear, _activate, bf16_available, int8_engine, onednn_available, pack
 from .recording import kernel_recording_active, record_kernel
 
+
+def _tracing_tensor_types() -> tuple[type, ...]:
+    """The stand-ins ``torch.export``/``torch.compile`` put in place of plain parameters while tracing."""
+    try:
+        from torch._subclasses.fake_tensor import FakeTensor
+        from torch._subclasses.functional_tensor import FunctionalTensor
+    except ImportError:  # pragma: no cover - older or newer torch layouts
+        return ()
+    return (FakeTensor, FunctionalTensor)
+
+
 PRECISIONS = ("fp32", "bf16", "int8", "none")
-_PLAIN_TENSOR_TYPES = (nn.Parameter, torch.Tensor)
+_PLAIN_TENSOR_TYPES = (nn.Parameter, torch.Tensor, *_tracing_tensor_types())
 _GLOBAL_HOOKS = (
     "_global_forward_hooks",
     "_global_forward_pre_hooks",

@@ -83,9 +83,9 @@ def _write(traced, output, args: argparse.Namespace):
         return OnnxRunner(output) if not args.no_verify else None
     import torch
 
-    from ._files import exported_file
+    from ..atomic_io import atomic_file
 
-    with exported_file(output) as tmp:
+    with atomic_file(output) as tmp:
         torch.export.save(traced.program, tmp)
     module = torch.export.load(output).module() if not args.no_verify else None
     return (lambda pixel_values: module(pixel_values=pixel_values)) if module is not None else None

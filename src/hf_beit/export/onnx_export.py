@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._files import exported_file
+from ..atomic_io import atomic_file
 from ._optional import require
 from .program import TracedModel, trace_for_export
 from .shapes import DYNAMIC
@@ -61,7 +61,7 @@ def write_onnx(traced: TracedModel, path: str | os.PathLike, opset: int | None =
         target.parent.mkdir(parents=True, exist_ok=True)
         onnx_program.save(target, external_data=True)
         return target
-    with exported_file(target) as tmp:
+    with atomic_file(target) as tmp:
         onnx_program.save(tmp, external_data=False)
     return target
 

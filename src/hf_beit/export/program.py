@@ -18,7 +18,6 @@ from torch import nn
 from torch.utils._sympy.numbers import int_oo
 
 from ..acceleration import optimize_for_inference
-from ._window import trace_any_grid
 from .errors import UnsupportedExportError
 from .shapes import DYNAMIC, InputSpec, resolve_input_spec
 from .tasks import INPUT_NAME, TaskOutputs, check_task, infer_task, resolve_outputs, task_module
@@ -77,12 +76,10 @@ def trace_for_export(
     module = task_module(model, task)
     names = resolve_outputs(module, task, outputs)
     spec = resolve_input_spec(module.config, task, batch, image_size)
-    reference = TaskOutputs(reference_copy(module, dynamic_resolution=spec.dynamic_resolution), names).eval()
+    reference = TaskOutputs(reference_copy(module), names).eval()
     example = spec.example(device=_device(module))
     with torch.no_grad():
-        # One eager call first: it fails with the model's own message if the input does not fit, and it fills the
-        # process-wide cache of relative-table resize matrices with real tensors; computed first while tracing,
-        # they would be cached as fake tensors and break later eager calls at that resolution.
+        # One eager call first: it fails with the model's own message if the input does not fit.
         reference(pixel_values=example)
         program = torch.export.export(
             reference, (), {INPUT_NAME: example}, dynamic_shapes={INPUT_NAME: spec.dynamic_shapes()}, strict=False
@@ -92,12 +89,9 @@ def trace_for_export(
     return TracedModel(program, task, names, spec, ranges, reference)
 
 
-def reference_copy(module: nn.Module, dynamic_resolution: bool = False) -> nn.Module:
+def reference_copy(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` in eval mode, fp32, on the plain (``"none"``) kernels; ``module`` is untouched."""
-    reference = optimize_for_inference(copy.deepcopy(module).float(), "none")
-    if dynamic_resolution:
-        trace_any_grid(getattr(reference, "base_model", reference))
-    return reference
+    return optimize_for_inference(copy.deepcopy(module).float(), "none")
 
 
 def graph_operators(program: torch.export.ExportedProgram) -> set[str]:
