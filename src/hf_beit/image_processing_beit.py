@@ -1,7 +1,14 @@
 """``BeitImageProcessor``: transformers' BEiT image processor, faster, with correct label maps and named presets.
 
-It subclasses ``transformers.BeitImageProcessor`` (same constructor keys, same ``preprocessor_config.json``; a
-directory saved here loads in stock transformers with the same settings) and changes only what is wrong or slow:
+It subclasses ``transformers.BeitImageProcessor`` (``isinstance`` holds for pipelines and Auto classes; same
+constructor keys, same ``preprocessor_config.json`` with ``image_processor_type: "BeitImageProcessor"``, so a
+directory saved here loads in stock transformers with the same settings) but runs its own pipeline: it overrides
+only the public entry points ``preprocess`` / ``__call__`` and calls none of the methods of transformers' processing
+backends (their private ``_preprocess*`` / ``process_image`` hooks changed signatures within 5.x). What it still
+takes from transformers is the public configuration machinery (constructor, ``from_dict`` / ``to_dict`` /
+``save_pretrained``, ``valid_kwargs``), ``BatchFeature`` and ``post_process_semantic_segmentation``;
+``tests/test_image_processing_contract.py`` fails if any of that changes meaning. Its output therefore does not
+depend on the transformers version. Differences from stock:
 
 * **Speed** (>= 2x stock on real photographs, same output within 1e-6): images stay uint8 channel-last views of the
   decoded buffer (no ``.contiguous()`` copy of the full-size image), are resized by torch's antialiased uint8
@@ -9,48 +16,44 @@ directory saved here loads in stock transformers with the same settings) and cha
   place, block by block (small blocks run inline, so a loaded machine's thread pool does not stall them). RGB PIL
   images are read without a copy through Pillow's Arrow export. See ``benchmarks/bench_preprocessing.py``.
 * **Any image mode**: ``do_convert_rgb`` defaults to ``True`` (stock: ``None``, which fails on L/RGBA/P/CMYK
-  images). Transparency is composited onto white exactly as transformers does; 16-bit greyscale (``I;16``, e.g.
-  16-bit PNG, or uint16 arrays) is scaled to 8 bits instead of being clipped to white (deliberate difference).
-* **Segmentation maps** are resized with NEAREST (torch/cv2 "nearest", equal to stock with ``resample=NEAREST``),
-  so labels remain class ids of the input; stock 5.23 resizes them with the image ``resample`` and invents ids.
+  images). Transparency is composited onto white as transformers >= 5.21 does (older versions dropped the alpha
+  channel); 16-bit greyscale (``I;16``, e.g. 16-bit PNG, or uint16 arrays) is scaled to 8 bits instead of being
+  clipped to white (deliberate difference). 2-D arrays are greyscale images (stock rejects them).
+* **Segmentation maps** are resized with NEAREST (torchvision ``NEAREST_EXACT``, equal to stock with
+  ``resample=NEAREST``), so labels remain class ids of the input; stock 5.23 resizes them with the image
+  ``resample`` and invents ids.
 * **Legacy ``reduce_labels``** (old Hub configs, old call sites) is honoured as ``do_reduce_labels``; stock 5.23
   silently ignores it.
 * ``crop_rounding`` (extra key, ignored by stock): ``"floor"`` (default) places the centre crop like transformers,
   ``"round"`` like ``torchvision.transforms.CenterCrop`` as used by unilm's evaluation; they differ by one pixel
   when the excess is odd.
 * ``from_preset(name)`` builds the preprocessing of the original papers/checkpoints (see ``PRESETS``).
+* Unknown keyword arguments raise ``TypeError`` (as stock); ``data_format`` other than channels-first raises
+  instead of being ignored; ``do_pad`` is not part of BEiT's preprocessing and is ignored with a warning.
 
 ``post_process_semantic_segmentation`` is transformers' (bilinear resize of the logits, then argmax).
 """
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import transformers
-from PIL import Image
 from transformers.image_processing_utils import BatchFeature
-from transformers.image_utils import (
-    IMAGENET_DEFAULT_MEAN,
-    IMAGENET_DEFAULT_STD,
-    ChannelDimension,
-    PILImageResampling,
-    SizeDict,
-    infer_channel_dimension_format,
-)
-from transformers.models.beit.image_processing_beit import BeitImageProcessorKwargs as _StockKwargs
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 from transformers.utils import logging
 
-from .image_loading import pil_padded_rgb_view, pil_to_rgb_array, sixteen_bit_to_uint8
 from .image_processing_fast import (
     CROP_ROUNDINGS,
     center_crop,
-    padded_rgb,
+    interpolation_mode,
+    output_size,
     rescale_and_normalize_into_batch,
+    resize,
 )
+from .image_processing_inputs import flatten_images, flatten_label_maps, image_tensor, label_map_tensor
 from .segmentation_labels import reduce_labels
 
 __all__ = ["PRESETS", "BeitImageProcessor", "BeitImageProcessorKwargs"]
@@ -110,7 +113,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class BeitImageProcessorKwargs(_StockKwargs, total=False):
+_Stock = transformers.BeitImageProcessor
+
+
+class BeitImageProcessorKwargs(_Stock.valid_kwargs, total=False):
     r"""
     crop_rounding (`str`, *optional*, defaults to `self.crop_rounding`):
         Offset rounding of the centre crop when the excess is odd: `"floor"` (transformers) or `"round"`
@@ -118,6 +124,29 @@ class BeitImageProcessorKwargs(_StockKwargs, total=False):
     """
 
     crop_rounding: str
+
+
+#: Keyword arguments that configure the pipeline; ``preprocess`` reads each from the call or else the instance.
+SETTINGS = (
+    "do_convert_rgb",
+    "do_resize",
+    "size",
+    "default_to_square",
+    "resample",
+    "do_center_crop",
+    "crop_size",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "do_reduce_labels",
+    "crop_rounding",
+)
+#: Other call arguments ``preprocess`` reads (output format, device, input layout; ``do_pad`` only warns).
+CALL_ARGUMENTS = ("return_tensors", "device", "input_data_format", "data_format", "do_pad")
+# Keys of transformers' image kwargs that BEiT's preprocessing does not use: accepted, and with no effect on results.
+_NO_EFFECT = frozenset({"disable_grouping", "image_seq_length", "pad_size"})
 
 
 def _move_legacy_reduce_labels(kwargs: dict[str, Any]) -> None:
@@ -138,64 +167,98 @@ def _move_legacy_reduce_labels(kwargs: dict[str, Any]) -> None:
         )
 
 
-_READ_ONLY_WARNING_SILENCED = False
-
-
-def _tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
-    """``torch.from_numpy`` without a copy, also for PIL's read-only buffers (the pipeline never writes into them)."""
-    global _READ_ONLY_WARNING_SILENCED
-    if not array.dtype.isnative:
-        array = array.astype(array.dtype.newbyteorder("="))
-    if any(stride < 0 for stride in array.strides):
-        array = np.ascontiguousarray(array)
-    if array.flags.writeable or _READ_ONLY_WARNING_SILENCED:
-        return torch.from_numpy(array)
-    # torch warns once per process about read-only arrays; swallow that single warning on the first call.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        tensor = torch.from_numpy(array)
-    _READ_ONLY_WARNING_SILENCED = True
-    return tensor
-
-
-def _to_tensor(image: Any) -> torch.Tensor:
-    if isinstance(image, np.ndarray):
-        if image.dtype == np.uint16:
-            image = sixteen_bit_to_uint8(image)
-        return _tensor_from_numpy(image)
-    if isinstance(image, torch.Tensor):
-        if image.dtype == torch.uint16:
-            return torch.from_numpy(sixteen_bit_to_uint8(image.cpu().numpy()))
-        return image
-    raise TypeError(f"Expected a PIL image, numpy array or torch tensor, got {type(image).__name__}.")
-
-
-def _label_map_tensor(segmentation_map: Any) -> torch.Tensor:
-    """A ``(H, W)`` tensor of the class ids stored in ``segmentation_map`` (palette indices for mode ``P``)."""
-    if isinstance(segmentation_map, Image.Image):
-        segmentation_map = np.asarray(segmentation_map)
-    if isinstance(segmentation_map, np.ndarray):
-        segmentation_map = _tensor_from_numpy(segmentation_map)
-    if not isinstance(segmentation_map, torch.Tensor):
-        raise TypeError(f"Expected a segmentation map as PIL image, array or tensor, got {type(segmentation_map)}.")
-    if segmentation_map.ndim == 3 and 1 in (segmentation_map.shape[0], segmentation_map.shape[-1]):
-        segmentation_map = segmentation_map.squeeze(0) if segmentation_map.shape[0] == 1 else segmentation_map[..., 0]
-    if segmentation_map.ndim != 2:
+def _size_dict(value: Any, default_to_square: bool, name: str) -> dict[str, int] | None:
+    """A ``size`` / ``crop_size`` value (int, ``(height, width)``, dict or transformers' ``SizeDict``) as a dict."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return {"height": value, "width": value} if default_to_square else {"shortest_edge": value}
+    if isinstance(value, (tuple, list)) and all(isinstance(item, int) for item in value):
+        if len(value) == 1:
+            return _size_dict(value[0], default_to_square, name)
+        if len(value) == 2:
+            return {"height": value[0], "width": value[1]}
+    try:
+        return {key: int(item) for key, item in dict(value).items() if item is not None}
+    except (TypeError, ValueError):
         raise ValueError(
-            f"A segmentation map must be a single-channel (H, W) array of class ids, got shape "
-            f"{tuple(segmentation_map.shape)}. Convert colour-coded masks to class ids first."
-        )
-    if segmentation_map.dtype != torch.uint8:  # uint8 keeps the fast nearest kernel; the rest becomes int64
-        segmentation_map = segmentation_map.to(torch.int64)
-    return segmentation_map
+            f"{name} must be an int, (height, width) or a dict such as {{'height': 224, 'width': 224}}, got {value!r}."
+        ) from None
 
 
-class BeitImageProcessor(transformers.BeitImageProcessor):
-    """BEiT image processor (torchvision backend): fast, any PIL mode, NEAREST label maps, presets.
+@dataclass(frozen=True)
+class _Settings:
+    do_convert_rgb: bool
+    do_resize: bool
+    size: dict[str, int] | None
+    resample: Any
+    do_center_crop: bool
+    crop_size: dict[str, int] | None
+    do_rescale: bool
+    rescale_factor: float
+    do_normalize: bool
+    image_mean: Any
+    image_std: Any
+    do_reduce_labels: bool
+    crop_rounding: str
 
-    Constructor keys and outputs are those of ``transformers.BeitImageProcessor``; see the module docstring for
-    the differences. Returns ``pixel_values`` (float32, ``(B, 3, H, W)``) and, with ``segmentation_maps``,
-    ``labels`` (int64, ``(B, H, W)``).
+    @classmethod
+    def resolve(cls, processor: BeitImageProcessor, kwargs: dict[str, Any]) -> _Settings:
+        """Call arguments over instance attributes (``None`` = not given); checked for consistency."""
+        values = {key: kwargs.pop(key, None) for key in SETTINGS}
+        values = {key: getattr(processor, key, None) if value is None else value for key, value in values.items()}
+        square = values.pop("default_to_square")
+        values["size"] = _size_dict(values["size"], True if square is None else bool(square), "size")
+        values["crop_size"] = _size_dict(values["crop_size"], True, "crop_size")
+        for key in ("image_mean", "image_std"):
+            if isinstance(values[key], (list, tuple)):
+                values[key] = tuple(float(item) for item in values[key])
+        for key in ("do_convert_rgb", "do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_reduce_labels"):
+            values[key] = bool(values[key])
+        values["resample"] = interpolation_mode(values["resample"]) if values["do_resize"] else None
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        missing = [
+            ("do_resize", "size", self.do_resize and self.size is None),
+            (
+                "do_center_crop",
+                "crop_size as {'height': H, 'width': W}",
+                self.do_center_crop and self.crop_size is None,
+            ),
+            ("do_rescale", "rescale_factor", self.do_rescale and self.rescale_factor is None),
+            (
+                "do_normalize",
+                "image_mean and image_std",
+                self.do_normalize and None in (self.image_mean, self.image_std),
+            ),
+        ]
+        for flag, needed, is_missing in missing:
+            if is_missing:
+                raise ValueError(f"{flag}=True needs {needed}; pass it or set {flag}=False.")
+        if self.do_center_crop and self.crop_size.keys() != {"height", "width"}:
+            raise ValueError(f"crop_size must have the keys 'height' and 'width', got {self.crop_size}.")
+        if self.crop_rounding not in CROP_ROUNDINGS:
+            raise ValueError(f"crop_rounding must be one of {CROP_ROUNDINGS}, got {self.crop_rounding!r}.")
+
+    def geometry(self, image: torch.Tensor, mode: Any) -> torch.Tensor:
+        """Resize (with ``mode``) and centre-crop one ``(C, H, W)`` image or ``(1, H, W)`` label map."""
+        if self.do_resize:
+            height, width = output_size(image.shape[-2], image.shape[-1], self.size)
+            image = resize(image, height, width, mode)
+        if self.do_center_crop:
+            image = center_crop(image, self.crop_size["height"], self.crop_size["width"], self.crop_rounding)
+        return image
+
+
+class BeitImageProcessor(_Stock):
+    """BEiT image processor: fast, any PIL mode, NEAREST label maps, presets; its own pipeline on transformers' API.
+
+    Constructor keys and outputs are those of ``transformers.BeitImageProcessor`` (of which it is a subclass); see
+    the module docstring for the differences. Returns ``pixel_values`` (float32, ``(B, 3, H, W)``) and, with
+    ``segmentation_maps``, ``labels`` (int64, ``(B, H, W)``).
     """
 
     valid_kwargs = BeitImageProcessorKwargs
@@ -204,7 +267,9 @@ class BeitImageProcessor(transformers.BeitImageProcessor):
 
     def __init__(self, **kwargs: Any) -> None:
         _move_legacy_reduce_labels(kwargs)
+        crop_rounding = kwargs.pop("crop_rounding", None)
         super().__init__(**kwargs)
+        self.crop_rounding = type(self).crop_rounding if crop_rounding is None else crop_rounding
         if self.crop_rounding not in CROP_ROUNDINGS:
             raise ValueError(f"crop_rounding must be one of {CROP_ROUNDINGS}, got {self.crop_rounding!r}.")
 
@@ -233,145 +298,74 @@ class BeitImageProcessor(transformers.BeitImageProcessor):
             raise ValueError(f"Unknown BeitImageProcessor preset {name!r}. Available presets: {sorted(PRESETS)}.")
         return cls(**{**PRESETS[name], **overrides})
 
+    def __call__(self, images: Any = None, segmentation_maps: Any = None, **kwargs: Any) -> BatchFeature:
+        """Same as ``preprocess``."""
+        return self.preprocess(images, segmentation_maps, **kwargs)
+
     def preprocess(self, images: Any, segmentation_maps: Any = None, **kwargs: Any) -> BatchFeature:
-        """Preprocess images (PIL / numpy / torch, single or batched) and optional segmentation maps."""
+        """Preprocess images (PIL / numpy / torch / file paths, single or batched) and optional segmentation maps.
+
+        Keyword arguments override the instance's settings for this call (``size``, ``resample``, ``crop_size``,
+        ``do_reduce_labels``, ...), plus ``return_tensors`` (``None``: lists of per-image tensors; ``"pt"``;
+        ``"np"``), ``device``, ``input_data_format`` and ``data_format`` (channels-first only).
+        """
         _move_legacy_reduce_labels(kwargs)
-        return super().preprocess(images, segmentation_maps, **kwargs)
-
-    def _prepare_images_structure(self, images: Any, expected_ndims: int = 3) -> list[Any]:
-        # transformers rejects 2D (greyscale) arrays as images; accept one, or a list of them, as (H, W, 1).
-        def is_2d(item: Any) -> bool:
-            return isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 2
-
-        if expected_ndims == 3 and (
-            is_2d(images) or (isinstance(images, (list, tuple)) and images and all(is_2d(item) for item in images))
-        ):
-            return [images] if is_2d(images) else list(images)
-        return super()._prepare_images_structure(images, expected_ndims=expected_ndims)
-
-    def process_image(
-        self,
-        image: Any,
-        do_convert_rgb: bool | None = None,
-        input_data_format: str | ChannelDimension | None = None,
-        device: str | torch.device | None = None,
-        **kwargs: Any,
-    ) -> torch.Tensor:
-        """One input image as a ``(C, H, W)`` tensor; for PIL/HWC inputs a view of the buffer (no copy)."""
-        if isinstance(image, Image.Image):
-            padded = pil_padded_rgb_view(image) if do_convert_rgb else None
-            if padded is not None:  # zero-copy RGBX memory; the padding channel is dropped after resizing
-                tensor = _tensor_from_numpy(padded).permute(2, 0, 1)[:3]
-            else:
-                array = pil_to_rgb_array(image) if do_convert_rgb else np.asarray(image)
-                tensor = _tensor_from_numpy(array)
-                tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
-        else:
-            tensor = _to_tensor(image)
-            if tensor.ndim == 2:
-                tensor = tensor[None]
-            else:
-                if input_data_format is None:
-                    input_data_format = infer_channel_dimension_format(tensor, num_channels=(1, 3, 4))
-                if ChannelDimension(input_data_format) == ChannelDimension.LAST:
-                    tensor = tensor.permute(2, 0, 1)
-            if do_convert_rgb:
-                tensor = self.convert_to_rgb(tensor, input_data_format=ChannelDimension.FIRST)
-        if device is not None:
-            tensor = tensor.to(device)
-        return tensor
-
-    def _resize_and_crop(
-        self,
-        image: torch.Tensor,
-        do_resize: bool,
-        size: SizeDict,
-        resample: Any,
-        do_center_crop: bool,
-        crop_size: SizeDict,
-        crop_rounding: str,
-    ) -> torch.Tensor:
-        if do_resize:
-            padded = padded_rgb(image)
-            if padded is not None:
-                image = self.resize(padded, size=size, resample=resample)[:3]
-            else:
-                image = self.resize(image, size=size, resample=resample)
-        if do_center_crop:
-            image = center_crop(image, crop_size.height, crop_size.width, crop_rounding)
-        return image
-
-    def _preprocess(
-        self,
-        images: list[torch.Tensor],
-        do_resize: bool,
-        size: SizeDict,
-        resample: Any,
-        do_center_crop: bool,
-        crop_size: SizeDict,
-        do_rescale: bool,
-        rescale_factor: float,
-        do_normalize: bool,
-        image_mean: float | list[float] | None,
-        image_std: float | list[float] | None,
-        crop_rounding: str | None = None,
-        **kwargs: Any,
-    ) -> torch.Tensor | list[torch.Tensor]:
-        """Resize, crop, then fused rescale + normalise into one float32 batch (a list if shapes differ)."""
-        rounding = crop_rounding or self.crop_rounding
-        images = [
-            self._resize_and_crop(image, do_resize, size, resample, do_center_crop, crop_size, rounding)
-            for image in images
-        ]
-        return rescale_and_normalize_into_batch(images, do_rescale, rescale_factor, do_normalize, image_mean, image_std)
-
-    def _preprocess_segmentation_maps(
-        self,
-        segmentation_maps: Any,
-        do_reduce_labels: bool,
-        do_resize: bool,
-        size: SizeDict,
-        do_center_crop: bool,
-        crop_size: SizeDict,
-        crop_rounding: str | None = None,
-        **kwargs: Any,
-    ) -> torch.Tensor | list[torch.Tensor]:
-        """Label maps -> int64 ``(H, W)``: reduce labels, NEAREST resize, centre crop (same geometry as images)."""
-        rounding = crop_rounding or self.crop_rounding
-        labels = []
-        for segmentation_map in self._prepare_images_structure(segmentation_maps, expected_ndims=2):
-            label = _label_map_tensor(segmentation_map)
-            if do_reduce_labels:
-                label = reduce_labels(label)
-            label = self._resize_and_crop(
-                label[None], do_resize, size, PILImageResampling.NEAREST, do_center_crop, crop_size, rounding
+        unknown = set(kwargs) - set(self.valid_kwargs.__annotations__)
+        if unknown:
+            raise TypeError(
+                f"BeitImageProcessor got unexpected keyword argument(s) {sorted(unknown)}; valid ones are "
+                f"{sorted(self.valid_kwargs.__annotations__)}."
             )
-            labels.append(label[0].to(torch.int64))
-        if labels and all(label.shape == labels[0].shape for label in labels):
-            return torch.stack(labels)
-        return labels
+        settings = _Settings.resolve(self, kwargs)
+        return_tensors, device = kwargs.pop("return_tensors", None), kwargs.pop("device", None)
+        input_data_format = kwargs.pop("input_data_format", None)
+        if kwargs.pop("data_format", None) not in (None, "channels_first"):
+            raise ValueError("BeitImageProcessor returns channels-first pixel values only; drop data_format.")
+        if kwargs.pop("do_pad", None):
+            logger.warning_once("do_pad is not part of BEiT's preprocessing and is ignored.")
+        unused = set(kwargs) - _NO_EFFECT
+        if unused:  # keys a newer transformers added to its image kwargs, unknown to this pipeline
+            logger.warning_once(f"BeitImageProcessor does not use {sorted(unused)}; ignored.")
 
-    def _preprocess_image_like_inputs(
-        self,
-        images: Any,
-        segmentation_maps: Any,
-        do_convert_rgb: bool,
-        input_data_format: ChannelDimension,
-        return_tensors: str | None,
-        device: str | torch.device | None = None,
-        **kwargs: Any,
-    ) -> BatchFeature:
-        images = self._prepare_image_like_inputs(
-            images=images, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format, device=device
-        )
-        data: dict[str, Any] = {"pixel_values": self._preprocess(images, **kwargs)}
+        pixels = []
+        for image in flatten_images(images):
+            tensor = image_tensor(image, settings.do_convert_rgb, input_data_format)
+            if device is not None:
+                tensor = tensor.to(device)
+            pixels.append(settings.geometry(tensor, settings.resample))
+        data: dict[str, Any] = {
+            "pixel_values": rescale_and_normalize_into_batch(
+                pixels,
+                settings.do_rescale,
+                settings.rescale_factor,
+                settings.do_normalize,
+                settings.image_mean,
+                settings.image_std,
+            )
+        }
         if segmentation_maps is not None:
-            data["labels"] = self._preprocess_segmentation_maps(segmentation_maps, **kwargs)
-            if len(data["labels"]) != len(images):
+            data["labels"] = self._labels(segmentation_maps, settings, device)
+            if len(data["labels"]) != len(pixels):
                 raise ValueError(
-                    f"Got {len(images)} images but {len(data['labels'])} segmentation maps; pass one (H, W) map of "
+                    f"Got {len(pixels)} images but {len(data['labels'])} segmentation maps; pass one (H, W) map of "
                     "class ids per image."
                 )
         if return_tensors is None:  # transformers returns lists of per-image tensors in this case
             data = {key: list(value) if isinstance(value, torch.Tensor) else value for key, value in data.items()}
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @staticmethod
+    def _labels(segmentation_maps: Any, settings: _Settings, device: Any) -> torch.Tensor | list[torch.Tensor]:
+        """Label maps -> int64 ``(H, W)``: reduce labels, NEAREST resize, centre crop (same geometry as images)."""
+        nearest = interpolation_mode(PILImageResampling.NEAREST)
+        labels = []
+        for segmentation_map in flatten_label_maps(segmentation_maps):
+            label = label_map_tensor(segmentation_map)
+            if device is not None:
+                label = label.to(device)
+            if settings.do_reduce_labels:
+                label = reduce_labels(label)
+            labels.append(settings.geometry(label[None], nearest)[0].to(torch.int64))
+        if labels and all(label.shape == labels[0].shape for label in labels):
+            return torch.stack(labels)
+        return labels

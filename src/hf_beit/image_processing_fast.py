@@ -3,19 +3,125 @@
 The processor keeps images as uint8 channel-first *views* of the decoded HWC buffer, so torch's antialiased uint8
 resize (AVX2 kernels working on channels-last data) runs without a layout change; crops are views; each image is
 copied once (uint8 -> float32, to contiguous) into a preallocated batch and rescaled + normalised in place, in
-cache-sized blocks of rows."""
+cache-sized blocks of rows.
+
+Everything here is torch/torchvision only: the output geometry (``output_size``), the PIL-resample -> torchvision
+interpolation mapping and the RGB conversion of arrays are written here rather than taken from transformers'
+processing backends, so the processor computes the same thing on every transformers version. The tests check each
+against transformers' own processor."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torchvision.transforms.v2 import functional as tvF
 
-__all__ = ["affine_coefficients", "center_crop", "padded_rgb", "rescale_and_normalize_into_batch"]
+__all__ = [
+    "affine_coefficients",
+    "center_crop",
+    "interpolation_mode",
+    "output_size",
+    "padded_rgb",
+    "rescale_and_normalize_into_batch",
+    "resize",
+    "to_rgb",
+]
 
 CROP_ROUNDINGS = ("floor", "round")
 _GRAIN_SIZE = 32768  # at::internal::GRAIN_SIZE: elementwise ops on fewer elements run on the calling thread
+
+
+_InterpolationMode = tvF.InterpolationMode
+# PIL's resampling filters by their integer ids (PIL.Image.Resampling / transformers' PILImageResampling) -> the
+# torchvision tensor kernels. NEAREST maps to NEAREST_EXACT, the PIL/OpenCV-consistent nearest neighbour. BOX (4) and
+# HAMMING (5) have no tensor kernel.
+_PIL_FILTERS = {
+    0: _InterpolationMode.NEAREST_EXACT,
+    1: _InterpolationMode.LANCZOS,
+    2: _InterpolationMode.BILINEAR,
+    3: _InterpolationMode.BICUBIC,
+}
+#: Accepted ``size`` layouts (set of keys) of ``output_size``.
+SIZE_LAYOUTS = (
+    frozenset({"height", "width"}),
+    frozenset({"shortest_edge"}),
+    frozenset({"shortest_edge", "longest_edge"}),
+    frozenset({"max_height", "max_width"}),
+)
+
+
+def interpolation_mode(resample: Any) -> tvF.InterpolationMode:
+    """A torchvision ``InterpolationMode`` for a PIL resampling filter id (0-3), or a mode passed through."""
+    if resample is None:
+        return _InterpolationMode.BILINEAR
+    if isinstance(resample, _InterpolationMode):
+        return resample
+    try:
+        return _PIL_FILTERS[int(resample)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"resample must be NEAREST (0), LANCZOS (1), BILINEAR (2) or BICUBIC (3) (PIL.Image.Resampling) or a "
+            f"torchvision InterpolationMode, got {resample!r}; BOX and HAMMING have no torchvision tensor kernel."
+        ) from None
+
+
+def output_size(height: int, width: int, size: Mapping[str, int]) -> tuple[int, int]:
+    """The ``(height, width)`` an ``height x width`` image is resized to for a ``size`` dict (transformers' keys).
+
+    * ``{"height", "width"}``: exactly that size;
+    * ``{"shortest_edge": S}``: the short side becomes S, the long side ``floor(S * long / short)``;
+    * ``{"shortest_edge": S, "longest_edge": L}``: the same, but S is lowered (to ``round(L * short / long)``) when
+      the long side would exceed L; an image whose short side already equals S keeps its size;
+    * ``{"max_height", "max_width"}``: the largest size with the same aspect ratio that fits (floored).
+    """
+    keys = frozenset(key for key, value in size.items() if value is not None)
+    if keys not in SIZE_LAYOUTS:
+        raise ValueError(
+            f"size must have the keys {' or '.join(str(sorted(layout)) for layout in SIZE_LAYOUTS)}, got {dict(size)}."
+        )
+    if keys == {"height", "width"}:
+        return int(size["height"]), int(size["width"])
+    if keys == {"max_height", "max_width"}:
+        scale = min(size["max_height"] / height, size["max_width"] / width)
+        return int(height * scale), int(width * scale)
+    short, long = min(height, width), max(height, width)
+    target = int(size["shortest_edge"])
+    capped = None  # the (fractional) short side that puts the long side exactly at longest_edge
+    if "longest_edge" in keys and long / short * target > size["longest_edge"]:
+        capped = size["longest_edge"] * short / long
+        target = round(capped)
+    if short == target:
+        return height, width
+    new_long = int((capped if capped is not None else target) * long / short)
+    return (target, new_long) if height <= width else (new_long, target)
+
+
+def resize(image: torch.Tensor, height: int, width: int, mode: tvF.InterpolationMode) -> torch.Tensor:
+    """Antialiased torchvision resize of a ``(C, H, W)`` image; RGBX views are resized with their padding byte."""
+    padded = padded_rgb(image)
+    if padded is not None:
+        return tvF.resize(padded, [height, width], interpolation=mode, antialias=True)[:3]
+    return tvF.resize(image, [height, width], interpolation=mode, antialias=True)
+
+
+def to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W)`` -> 3 channels: greyscale repeated, RGBA composited onto white (float math, as torchvision's
+    ``to_dtype`` scales), anything else unchanged. Float RGBA images must hold values in [0, 1]."""
+    channels = image.shape[0]
+    if channels == 1:
+        return image.expand(3, -1, -1)
+    if channels != 4:
+        return image
+    if image.is_floating_point() and (image.min() < 0.0 or image.max() > 1.0):
+        raise ValueError(
+            f"A floating-point RGBA image must hold values in [0, 1] to be composited onto white, got "
+            f"[{image.min().item()}, {image.max().item()}]. Pass uint8 data or rescale it first."
+        )
+    unit = tvF.to_dtype(image, torch.float32, scale=True)
+    color, alpha = unit[:3], unit[3:]
+    return tvF.to_dtype(color * alpha + (1 - alpha), image.dtype, scale=True)
 
 
 def _crop_offset(excess: int, rounding: str) -> int:
