@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from packaging import version
 from conftest import TINY, random_pixels, randomize_, stock_twin, tiny_config
+from packaging import version
 from transformers import AttentionInterface
 
 import hf_beit
