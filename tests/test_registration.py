@@ -46,6 +46,9 @@ def test_auto_registration_routes_only_hf_beit_configs(tmp_path):
     assert type(stock) is transformers.BeitForImageClassification
     ours.save_pretrained(tmp_path)
     assert type(transformers.AutoConfig.from_pretrained(tmp_path)) is transformers.BeitConfig
+    # processors are found by the name in preprocessor_config.json: ours must not be handed out for stock repos
+    transformers.BeitImageProcessor().save_pretrained(tmp_path)
+    assert type(transformers.AutoImageProcessor.from_pretrained(tmp_path)) is transformers.BeitImageProcessor
     assert isinstance(hf_beit.BeitForImageClassification.from_pretrained(tmp_path), hf_beit.BeitForImageClassification)
 
 

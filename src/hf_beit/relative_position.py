@@ -72,7 +72,7 @@ def geometric_resize_matrix(src_side: int, dst_side: int) -> torch.Tensor:
     Being linear, it is differentiable and can run at load time or on the fly. A new tensor on every call (over a
     cached array): a cached tensor built while exporting would be a fake tensor.
     """
-    return torch.from_numpy(_geometric_resize_array(src_side, dst_side))
+    return torch.tensor(_geometric_resize_array(src_side, dst_side))  # a copy: callers cannot alter the cache
 
 
 @functools.lru_cache(maxsize=32)
@@ -85,9 +85,7 @@ def _geometric_resize_array(src_side: int, dst_side: int) -> np.ndarray:
     half = dst_side // 2
     target = np.clip(np.arange(-half, half + 0.1, 1.0), source[0], source[-1])  # FITPACK clamps to its knots
     spline = make_interp_spline(source, np.eye(src_side), k=min(3, src_side - 1))
-    matrix = np.ascontiguousarray(spline(target))
-    matrix.setflags(write=False)
-    return matrix
+    return np.ascontiguousarray(spline(target))
 
 
 def resample_offset_grid(grid: torch.Tensor, dst_sides: tuple[int, int]) -> torch.Tensor:
