@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import transformers
 from huggingface_hub import ModelCard
-from PIL import Image
 from test_conversion_reference import make_backbone
 
+from hf_beit.configuration_beit import MODEL_SIZES
 from hf_beit.conversion import (
     RELEASED_CHECKPOINTS,
     build_config,
     compute_model_stats,
     convert_checkpoint,
     get_released_checkpoint,
-    preprocessor_config,
-    registry,
 )
 from hf_beit.conversion.release_cards import release_facts, render_release_card
 
@@ -109,25 +106,10 @@ def test_every_release_has_a_committed_card():
         assert card.data.model_name == entry.repo_name and "Parameters" in card.text
 
 
-def test_imagenet_preset_is_unilm_eval():
-    config = preprocessor_config("imagenet-inception", 224)
-    assert config["size"] == {"shortest_edge": 256} and config["crop_size"] == {"height": 224, "width": 224}
-    assert config["resample"] == 3 and config["image_mean"] == [0.5] * 3 and not config["do_reduce_labels"]
-    assert preprocessor_config("imagenet-inception", 384)["size"] == {"shortest_edge": 384}
-    processor = transformers.BeitImageProcessor(**{k: v for k, v in config.items() if k != "image_processor_type"})
-    image = Image.fromarray((np.random.default_rng(0).random((300, 450, 3)) * 255).astype("uint8"))
-    pixels = processor(image, return_tensors="pt").pixel_values
-    assert pixels.shape == (1, 3, 224, 224) and pixels.min() >= -1 and pixels.max() <= 1
-    ade = preprocessor_config("ade20k", 640)
-    assert ade["do_reduce_labels"] and ade["size"] == {"height": 640, "width": 640} and ade["image_std"][0] == 0.229
-    with pytest.raises(ValueError, match="preset"):
-        preprocessor_config("coco", 224)
-
-
 def test_model_name_fixes_labels_preprocessing_and_card(tmp_path, monkeypatch):
     """A registry conversion end to end, with the registry's "base" size shrunk so the weights stay tiny."""
     tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
-    monkeypatch.setitem(registry.SIZES, "base", tiny)
+    monkeypatch.setitem(MODEL_SIZES, "base", tiny)
     torch.manual_seed(0)
     state = make_backbone(depth=2, window=14, patch=16) | {
         "fc_norm.weight": torch.ones(32),

@@ -344,7 +344,12 @@ def test_presets():
     assert output["labels"].unique().tolist() == [0]
     assert BeitImageProcessor.from_preset("imagenet-eval-512", crop_size=500).crop_size == {"height": 500, "width": 500}
     with pytest.raises(ValueError, match="Available presets"):
-        BeitImageProcessor.from_preset("imagenet-eval-999")
+        BeitImageProcessor.from_preset("coco-224")
+    with pytest.raises(ValueError, match="needs an image size"):
+        BeitImageProcessor.from_preset("imagenet-eval")
+    # any size: unilm's crop_pct rule (224/256 below 384, 1 from 384 on)
+    assert BeitImageProcessor.from_preset("imagenet-eval-96").size == {"shortest_edge": 109}
+    assert BeitImageProcessor.from_preset("imagenet-eval", image_size=448).size == {"shortest_edge": 448}
     with pytest.raises(ValueError, match="crop_rounding"):
         BeitImageProcessor(crop_rounding="ceil")
 

@@ -43,7 +43,7 @@ def test_base_config_from_preset_tiny_and_json(tmp_path):
     base = _base_config(FinetuneArguments("classification", "o", config="beit-base-patch16-224"), schema)
     assert base.hidden_size == 768 and base.num_labels == 2 and base.layer_norm_eps == 1e-6
     tiny = _base_config(FinetuneArguments("segmentation", "o", image_size=64, drop_path=0.2), schema)
-    assert tiny.image_size == 64 and tiny.drop_path_rate == 0.2 and tiny.out_indices == [0, 2, 3, 5]
+    assert tiny.image_size == 64 and tiny.drop_path_rate == 0.2 and tiny.out_indices == [1, 2, 3, 5]  # unilm rule
     (tmp_path / "c.json").write_text(json.dumps({"hidden_size": 48, "num_attention_heads": 3, "num_labels": 9}))
     from_json = _base_config(FinetuneArguments("classification", "o", config=str(tmp_path / "c.json")), schema)
     assert from_json.hidden_size == 48 and from_json.num_labels == 2

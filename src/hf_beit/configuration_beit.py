@@ -11,6 +11,8 @@ from huggingface_hub.dataclasses import strict
 
 _BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
 _LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096}
+#: The sizes of the released BEiT models.
+MODEL_SIZES: dict[str, dict[str, int]] = {"base": _BASE, "large": _LARGE}
 # Architecture facts shared by every released BEiT v1 checkpoint (unilm's BEiT model definitions and run scripts).
 _ORIGINAL = {"patch_size": 16, "layer_norm_eps": 1e-6, "use_absolute_position_embeddings": False, "hidden_act": "gelu"}
 _FINETUNED = {"use_relative_position_bias": True, "use_mean_pooling": True}

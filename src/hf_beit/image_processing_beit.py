@@ -45,10 +45,12 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 from transformers.utils import logging
 
-from .image_processing_fast import (
+from .image_kernels import (
     CROP_ROUNDINGS,
+    RESIZE_MODES,
     center_crop,
     interpolation_mode,
+    mmcv_output_size,
     output_size,
     rescale_and_normalize_into_batch,
     resize,
@@ -56,61 +58,83 @@ from .image_processing_fast import (
 from .image_processing_inputs import flatten_images, flatten_label_maps, image_tensor, label_map_tensor
 from .segmentation_labels import reduce_labels
 
-__all__ = ["PRESETS", "BeitImageProcessor", "BeitImageProcessorKwargs"]
+__all__ = ["NORMALIZATIONS", "PRESETS", "PRESET_KINDS", "BeitImageProcessor", "BeitImageProcessorKwargs", "preset_settings"]
 
 logger = logging.get_logger(__name__)
 
-_INCEPTION = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+NORMALIZATIONS: dict[str, dict[str, list[float]]] = {
+    "inception": {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},  # BEiT v1's mean = std = 0.5
+    "imagenet": {"image_mean": list(IMAGENET_DEFAULT_MEAN), "image_std": list(IMAGENET_DEFAULT_STD)},
+}
 
 
-def _unilm_eval(size: int, resize_to: int) -> dict[str, Any]:
+def unilm_eval_resize(size: int) -> int:
+    """unilm's ImageNet eval resize of the short side: ``int(S / crop_pct)``, crop_pct 224/256 below 384, else 1."""
+    crop_pct = 224 / 256 if size < 384 else 1.0
+    return int(size / crop_pct)
+
+
+def _imagenet_eval(size: int) -> dict[str, Any]:
+    """unilm's ImageNet evaluation (``datasets.build_transform``): PIL-bicubic resize of the short side to
+    :func:`unilm_eval_resize`, centre crop S with torchvision's rounding."""
     return {
         "do_resize": True,
-        "size": {"shortest_edge": resize_to},
+        "size": {"shortest_edge": unilm_eval_resize(size)},
         "resample": PILImageResampling.BICUBIC,
         "do_center_crop": True,
         "crop_size": {"height": size, "width": size},
         "crop_rounding": "round",
-        **_INCEPTION,
+    }
+
+
+def _ade20k(size: int) -> dict[str, Any]:
+    """mmseg's ADE20k test pipeline: ``Resize(img_scale=(4S, S), keep_ratio=True)`` (mmcv's rounding, OpenCV-style
+    bilinear), reduce_zero_label; no crop (pair it with sliding-window inference, S windows at stride 2S/3)."""
+    return {
+        "do_resize": True,
+        "size": {"shortest_edge": size, "longest_edge": 4 * size},
+        "resample": PILImageResampling.BILINEAR,
+        "resize_mode": "mmcv",
+        "do_center_crop": False,
+        "do_reduce_labels": True,
     }
 
 
 def _hub(size: int) -> dict[str, Any]:
-    return {
-        "do_resize": True,
-        "size": {"height": size, "width": size},
-        "resample": PILImageResampling.BILINEAR,
-        "do_center_crop": False,
-        **_INCEPTION,
-    }
+    """The ``microsoft/beit-*`` Hub configs (transformers' conversion script): squash to SxS, bilinear, no crop."""
+    return {"do_resize": True, "size": {"height": size, "width": size}, "resample": PILImageResampling.BILINEAR,
+            "do_center_crop": False}  # fmt: skip
 
 
-#: Named preprocessing settings for ``BeitImageProcessor.from_preset``.
-PRESETS: dict[str, dict[str, Any]] = {
-    # unilm's ImageNet evaluation (datasets.build_transform, crop_pct 224/256): PIL-bicubic resize of the short
-    # side to 256, centre crop 224 (torchvision rounding), mean = std = 0.5.
-    "imagenet-eval-224": _unilm_eval(224, 256),
-    # unilm at 384/512 uses crop_pct 1.0: bicubic resize of the short side straight to S, centre crop S.
-    "imagenet-eval-384": _unilm_eval(384, 384),
-    "imagenet-eval-512": _unilm_eval(512, 512),
-    # mmseg's ADE20k test pipeline for the 640 UPerNet models: keep-ratio bilinear resize to short side 640 (long
-    # side at most 2560), ImageNet mean/std, reduce_zero_label (0 -> 255, k -> k-1). No crop: pair it with
-    # sliding-window inference (640 windows, stride 426) or a model that interpolates its position bias.
-    "ade20k-640": {
-        "do_resize": True,
-        "size": {"shortest_edge": 640, "longest_edge": 2560},
-        "resample": PILImageResampling.BILINEAR,
-        "do_center_crop": False,
-        "image_mean": list(IMAGENET_DEFAULT_MEAN),
-        "image_std": list(IMAGENET_DEFAULT_STD),
-        "do_reduce_labels": True,
-    },
-    # The microsoft/beit-* Hub repos (written by transformers' conversion script): squash to SxS with bilinear
-    # resampling, no crop, mean = std = 0.5.
-    "hub-224": _hub(224),
-    "hub-384": _hub(384),
-    "hub-512": _hub(512),
+#: Preset kinds for ``BeitImageProcessor.from_preset``: ``builder(size)`` and the default normalization.
+PRESET_KINDS: dict[str, tuple[Any, str]] = {
+    "imagenet-eval": (_imagenet_eval, "inception"),
+    "ade20k": (_ade20k, "imagenet"),
+    "hub": (_hub, "inception"),
 }
+#: The named presets of the released checkpoints; any ``<kind>-<size>`` works too (e.g. ``imagenet-eval-96``).
+PRESETS = ("imagenet-eval-224", "imagenet-eval-384", "imagenet-eval-512", "ade20k-640", "hub-224", "hub-384", "hub-512")
+
+
+def preset_settings(name: str, image_size: int | None = None, normalization: str | None = None) -> dict[str, Any]:
+    """The processor keys of preset ``name`` (``"imagenet-eval-224"``, or ``"imagenet-eval"`` with ``image_size``);
+    ``normalization`` (``"inception"``: mean = std = 0.5; ``"imagenet"``) replaces the kind's default."""
+    kind, _, suffix = name.rpartition("-")
+    if not (kind in PRESET_KINDS and suffix.isdigit()):
+        kind, suffix = name, None
+    if kind not in PRESET_KINDS:
+        raise ValueError(
+            f"Unknown BeitImageProcessor preset {name!r}. Available presets: {', '.join(PRESETS)}, or "
+            f"<kind>-<size> / kind with image_size= for the kinds {', '.join(PRESET_KINDS)}."
+        )
+    size = image_size if image_size is not None else (int(suffix) if suffix else None)
+    if size is None or size <= 0:
+        raise ValueError(f"Preset {name!r} needs an image size: use '{kind}-<size>' or pass image_size=.")
+    build, default_normalization = PRESET_KINDS[kind]
+    normalization = normalization or default_normalization
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}.")
+    return {**build(size), **NORMALIZATIONS[normalization]}
 
 
 _Stock = transformers.BeitImageProcessor
@@ -121,9 +145,13 @@ class BeitImageProcessorKwargs(_Stock.valid_kwargs, total=False):
     crop_rounding (`str`, *optional*, defaults to `self.crop_rounding`):
         Offset rounding of the centre crop when the excess is odd: `"floor"` (transformers) or `"round"`
         (`torchvision.transforms.CenterCrop`, used by unilm's evaluation).
+    resize_mode (`str`, *optional*, defaults to `self.resize_mode`):
+        `"transformers"` (its output sizes, antialiased resampling) or `"mmcv"` (mmseg's test pipeline: keep-ratio
+        sizes rounded to nearest, OpenCV-style resampling without antialiasing).
     """
 
     crop_rounding: str
+    resize_mode: str
 
 
 #: Keyword arguments that configure the pipeline; ``preprocess`` reads each from the call or else the instance.
@@ -142,6 +170,7 @@ SETTINGS = (
     "image_std",
     "do_reduce_labels",
     "crop_rounding",
+    "resize_mode",
 )
 #: Other call arguments ``preprocess`` reads (output format, device, input layout; ``do_pad`` only warns).
 CALL_ARGUMENTS = ("return_tensors", "device", "input_data_format", "data_format", "do_pad")
@@ -201,6 +230,7 @@ class _Settings:
     image_std: Any
     do_reduce_labels: bool
     crop_rounding: str
+    resize_mode: str
 
     @classmethod
     def resolve(cls, processor: BeitImageProcessor, kwargs: dict[str, Any]) -> _Settings:
@@ -240,17 +270,23 @@ class _Settings:
                 raise ValueError(f"{flag}=True needs {needed}; pass it or set {flag}=False.")
         if self.do_center_crop and self.crop_size.keys() != {"height", "width"}:
             raise ValueError(f"crop_size must have the keys 'height' and 'width', got {self.crop_size}.")
-        if self.crop_rounding not in CROP_ROUNDINGS:
-            raise ValueError(f"crop_rounding must be one of {CROP_ROUNDINGS}, got {self.crop_rounding!r}.")
+        _check_choice("crop_rounding", self.crop_rounding, CROP_ROUNDINGS)
+        _check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
 
     def geometry(self, image: torch.Tensor, mode: Any) -> torch.Tensor:
         """Resize (with ``mode``) and centre-crop one ``(C, H, W)`` image or ``(1, H, W)`` label map."""
         if self.do_resize:
-            height, width = output_size(image.shape[-2], image.shape[-1], self.size)
-            image = resize(image, height, width, mode)
+            mmcv = self.resize_mode == "mmcv"
+            height, width = (mmcv_output_size if mmcv else output_size)(image.shape[-2], image.shape[-1], self.size)
+            image = resize(image, height, width, mode, antialias=not mmcv)
         if self.do_center_crop:
             image = center_crop(image, self.crop_size["height"], self.crop_size["width"], self.crop_rounding)
         return image
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
 
 
 class BeitImageProcessor(_Stock):
@@ -264,14 +300,16 @@ class BeitImageProcessor(_Stock):
     valid_kwargs = BeitImageProcessorKwargs
     do_convert_rgb = True
     crop_rounding = "floor"
+    resize_mode = "transformers"
 
     def __init__(self, **kwargs: Any) -> None:
         _move_legacy_reduce_labels(kwargs)
-        crop_rounding = kwargs.pop("crop_rounding", None)
+        extras = {key: kwargs.pop(key, None) for key in ("crop_rounding", "resize_mode")}
         super().__init__(**kwargs)
-        self.crop_rounding = type(self).crop_rounding if crop_rounding is None else crop_rounding
-        if self.crop_rounding not in CROP_ROUNDINGS:
-            raise ValueError(f"crop_rounding must be one of {CROP_ROUNDINGS}, got {self.crop_rounding!r}.")
+        self.crop_rounding = extras["crop_rounding"] or type(self).crop_rounding
+        self.resize_mode = extras["resize_mode"] or type(self).resize_mode
+        _check_choice("crop_rounding", self.crop_rounding, CROP_ROUNDINGS)
+        _check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
 
     @classmethod
     def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any):
@@ -282,21 +320,24 @@ class BeitImageProcessor(_Stock):
         return super().from_dict(image_processor_dict, **kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> BeitImageProcessor:
-        """Build a processor from a named preset; keyword ``overrides`` replace preset values.
+    def from_preset(
+        cls, name: str, image_size: int | None = None, normalization: str | None = None, **overrides: Any
+    ) -> BeitImageProcessor:
+        """Build a processor from a preset; keyword ``overrides`` replace preset values.
 
-        * ``"imagenet-eval-224"``: unilm's ImageNet evaluation -- bicubic resize of the short side to 256,
-          centre crop 224 (torchvision rounding), rescale 1/255, mean = std = 0.5.
-        * ``"imagenet-eval-384"`` / ``"imagenet-eval-512"``: the same with the short side resized straight to S
-          and a centre crop of S (crop_pct 1.0).
-        * ``"ade20k-640"``: mmseg's ADE20k test resize (short side 640, long side <= 2560, bilinear, keep ratio),
-          ImageNet mean/std (0.485, 0.456, 0.406)/(0.229, 0.224, 0.225), ``do_reduce_labels=True``; no crop.
-        * ``"hub-224"`` / ``"hub-384"`` / ``"hub-512"``: the ``microsoft/beit-*`` Hub configs -- squash to SxS
-          with bilinear resampling, no crop, mean = std = 0.5.
+        ``name`` is ``"<kind>-<size>"`` or a kind with ``image_size=``:
+
+        * ``"imagenet-eval"``: unilm's ImageNet evaluation -- bicubic resize of the short side to ``int(S /
+          crop_pct)`` (crop_pct 224/256 below 384, else 1: 224 -> 256, 384 -> 384), centre crop S (torchvision
+          rounding), rescale 1/255, mean = std = 0.5;
+        * ``"ade20k"``: mmseg's ADE20k test resize (keep ratio to fit 4S x S, mmcv rounding, OpenCV-style
+          bilinear), ImageNet mean/std, ``do_reduce_labels=True``; no crop;
+        * ``"hub"``: the ``microsoft/beit-*`` Hub configs -- squash to SxS, bilinear, no crop, mean = std = 0.5.
+
+        ``normalization`` (``"inception"`` or ``"imagenet"``) replaces the kind's mean/std (e.g. BEiT v2 and the
+        ImageNet-1k-only BEiT use ImageNet's).
         """
-        if name not in PRESETS:
-            raise ValueError(f"Unknown BeitImageProcessor preset {name!r}. Available presets: {sorted(PRESETS)}.")
-        return cls(**{**PRESETS[name], **overrides})
+        return cls(**{**preset_settings(name, image_size, normalization), **overrides})
 
     def __call__(self, images: Any = None, segmentation_maps: Any = None, **kwargs: Any) -> BatchFeature:
         """Same as ``preprocess``."""

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .image_kernels import to_rgb
 from .image_loading import load_image, pil_padded_rgb_view, pil_to_rgb_array, sixteen_bit_to_uint8
-from .image_processing_fast import to_rgb
 
 __all__ = ["flatten_images", "flatten_label_maps", "image_tensor", "label_map_tensor"]
 

@@ -7,7 +7,6 @@ from .errors import CheckpointError, ConversionError, OutputExistsError
 from .key_mapping import convert_state_dict
 from .model_card import render_model_card
 from .model_stats import ModelStats, compute_model_stats
-from .preprocessing import preprocessor_config
 from .push import push_to_hub
 from .registry import RELEASED_CHECKPOINTS, ReleasedCheckpoint, get_released_checkpoint
 
@@ -28,7 +27,6 @@ __all__ = [
     "get_released_checkpoint",
     "inspect_state_dict",
     "load_original_checkpoint",
-    "preprocessor_config",
     "push_to_hub",
     "render_model_card",
 ]

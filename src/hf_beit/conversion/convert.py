@@ -14,10 +14,10 @@ from ..retargeting import RetargetingError, retarget_config, retarget_state_dict
 from .checkpoint import load_original_checkpoint
 from .config_inference import CheckpointFacts, build_config, inspect_state_dict
 from .errors import ConversionError
+from .families import BEIT
 from .key_mapping import convert_state_dict, strip_backbone_prefix
 from .model_card import render_model_card
 from .model_stats import compute_model_stats
-from .preprocessing import preprocessor_config
 from .push import push_to_hub as upload_folder
 from .registry import ReleasedCheckpoint, get_released_checkpoint
 from .verify import compare_with_timm, load_converted
@@ -135,7 +135,8 @@ def convert_checkpoint(
         bar.update()
 
         stats = compute_model_stats(config, task)
-        preset = entry.preprocessing if entry else ("ade20k" if task == "segmentation" else "imagenet-inception")
+        # what the weights cannot tell comes from the registry's family; unknown checkpoints are BEiT v1 style
+        preprocessor = (entry.family if entry else BEIT).preprocessor(task, config.image_size)
         card = render_model_card(
             config,
             task,
@@ -144,7 +145,7 @@ def convert_checkpoint(
             repo_id=repo_id or push_to_hub,
             original_name=Path(checkpoint).stem,
             conversion_notes=notes,
-            preprocessing=preset,
+            preprocessor=preprocessor,
         )
         bar.update()
 
@@ -169,7 +170,7 @@ def convert_checkpoint(
             output,
             config=config,
             state_dict=retargeted.state_dict,
-            preprocessor_config=preprocessor_config(preset, config.image_size),
+            preprocessor_config=preprocessor.to_dict(),
             readme=str(card),
             overwrite=overwrite,
             check=check,

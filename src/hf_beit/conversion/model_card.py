@@ -6,9 +6,10 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..image_processing_beit import BeitImageProcessor
+from .families import BEIT, CheckpointFamily
 from .model_stats import ModelStats
-from .preprocessing import eval_resize_size
-from .registry import PAPER, ReleasedCheckpoint
+from .registry import ReleasedCheckpoint
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
 _PIPELINE_TAGS = {
@@ -76,14 +77,16 @@ def _eval_results(entry: ReleasedCheckpoint | None) -> list[EvalResult] | None:
     ]
 
 
-def _card_data(config, task: str, entry: ReleasedCheckpoint | None, model_name: str) -> ModelCardData:
+def _card_data(
+    config, task: str, entry: ReleasedCheckpoint | None, model_name: str, family: CheckpointFamily
+) -> ModelCardData:
     datasets = []
     if entry is not None:
         datasets = ["imagenet-1k" if "ImageNet-1k" in entry.pretraining else "imagenet-21k"]
         datasets += [_DATASETS[entry.label_set]] if entry.label_set else []
     tags = ["vision", "beit", "hf_beit", _PIPELINE_TAGS[task]] + (["masked-image-modeling"] if task == "mim" else [])
     return ModelCardData(
-        license="mit" if entry else "other",
+        license=family.licence if entry else "other",
         library_name="transformers",
         pipeline_tag=_PIPELINE_TAGS[task],
         tags=tags,
@@ -93,24 +96,25 @@ def _card_data(config, task: str, entry: ReleasedCheckpoint | None, model_name: 
     )
 
 
-def _preprocessing_text(preset: str, size: int, entry: ReleasedCheckpoint | None) -> str:
-    if preset == "ade20k":
+def _preprocessing_text(processor: BeitImageProcessor, size: int, entry: ReleasedCheckpoint | None) -> str:
+    stats = "0.5/0.5" if tuple(processor.image_mean) == (0.5, 0.5, 0.5) else "the ImageNet mean/std"
+    if processor.do_reduce_labels:
         text = (
-            f"`preprocessor_config.json` resizes to {size}x{size} (bilinear), rescales to [0, 1] and normalises "
-            "with the ImageNet mean/std (0.485, 0.456, 0.406)/(0.229, 0.224, 0.225), as mmseg did; label maps "
-            "are reduced (0 -> 255 ignored, k -> k-1)."
+            f"As mmseg's test pipeline: `preprocessor_config.json` resizes keeping the aspect ratio so that the image "
+            f"fits {processor.size['longest_edge']}x{processor.size['shortest_edge']} (short side "
+            f"{processor.size['shortest_edge']} unless the long side would exceed {processor.size['longest_edge']}; "
+            f"mmcv's rounding, bilinear), rescales to [0, 1] and normalises with {stats}; label maps are reduced "
+            "(0 -> 255 ignored, k -> k-1). Run the model over the result with a sliding window "
+            f"(`hf-beit segment`: {size}x{size} windows, stride {2 * size // 3})."
         )
         if entry is not None:
-            text += (
-                f" The published mIoU uses a sliding window of {size}x{size} with stride {2 * size // 3} over "
-                f"images resized to a short side of {size}."
-            )
+            text += " The published single-scale mIoU was measured this way."
         return text
-    stats = "0.5/0.5" if preset == "imagenet-inception" else "the ImageNet mean/std"
     return (
-        f"As unilm's evaluation: bicubic resize of the short side to {eval_resize_size(size)}, centre crop "
-        f"{size}x{size}, rescale to [0, 1] and normalise with mean/std {stats} (`preprocessor_config.json`). "
-        "The Hub copies made by transformers' script squash images to the square size bilinearly instead."
+        f"As unilm's evaluation: bicubic resize of the short side to {processor.size['shortest_edge']}, centre crop "
+        f"{size}x{size} (torchvision's rounding), rescale to [0, 1] and normalise with mean/std {stats} "
+        "(`preprocessor_config.json`). The Hub copies made by transformers' script squash images to the square size "
+        "bilinearly instead."
     )
 
 
@@ -196,7 +200,7 @@ def render_model_card(
     repo_id: str | None = None,
     original_name: str = "unknown",
     conversion_notes: list[str] | tuple[str, ...] = (),
-    preprocessing: str = "imagenet-inception",
+    preprocessor: BeitImageProcessor | None = None,
     template_path: str | Path = TEMPLATE_PATH,
 ) -> ModelCard:
     """Render the model card of a converted repo (metadata from ``ModelCardData``, body from the template)."""
@@ -204,6 +208,8 @@ def render_model_card(
         raise FileNotFoundError(
             f"Model card template {template_path} not found; run from a source checkout of hf_beit."
         )
+    family = entry.family if entry else BEIT
+    preprocessor = preprocessor or family.preprocessor(task, config.image_size)
     repo = repo_id or (entry.repo_name if entry else original_name)
     label_set = entry.label_set if entry else None
     labels = _LABELS[label_set] if (entry or task == "mim") else f"{config.num_labels} classes"
@@ -219,20 +225,19 @@ def render_model_card(
             f"{entry.pretraining[1:]}."
         )
         source = (
-            f"the original checkpoint `{entry.name}` released with the paper [BEiT: BERT Pre-Training of Image "
-            f"Transformers]({PAPER}) (Bao, Dong, Piao, Wei) in "
-            "[microsoft/unilm](https://github.com/microsoft/unilm/tree/master/beit)."
+            f"the original checkpoint `{entry.name}` released with the paper [{family.paper_title}]"
+            f"({family.paper_url}) ({family.authors}) in [microsoft/unilm]({family.code_url})."
         )
     return ModelCard.from_template(
-        _card_data(config, task, entry, repo),
+        _card_data(config, task, entry, repo, family),
         template_path=str(template_path),
-        title=f"BEiT{'-' + size if size else ''} ({repo})",
+        title=f"{family.title}{'-' + size if size else ''} ({repo})",
         summary=summary,
         source_sentence=source,
         details=_details(config, task, stats, entry, labels),
         uses=_uses(task, config.num_labels, label_set),
         code_example=_code(task, repo, config.architectures[0], (stats.image_size // config.patch_size) ** 2),
-        preprocessing_description=_preprocessing_text(preprocessing, stats.image_size, entry),
+        preprocessing_description=_preprocessing_text(preprocessor, stats.image_size, entry),
         limitations=_limitations(task, entry),
         training_description=_training(task, entry),
         metrics=entry.metrics if entry else (),
@@ -249,6 +254,7 @@ def render_model_card(
         ),
         layer_norm_eps=config.layer_norm_eps,
         conversion_notes=list(conversion_notes),
+        citation=family.citation,
     )
 
 

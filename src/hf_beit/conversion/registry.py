@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..configuration_beit import MODEL_SIZES
 from .errors import ConversionError
+from .families import BEIT, BEIT_PT1K, CheckpointFamily
 
 DOWNLOAD_URL = "https://github.com/addf400/files/releases/download/v1.0/{}.pth"
-PAPER = "https://arxiv.org/abs/2106.08254"
-SIZES = {
-    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
-    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
-}
 
 
 @dataclass(frozen=True)
@@ -44,10 +41,10 @@ class ReleasedCheckpoint:
     finetuning: str
     label_set: str | None = None
     num_labels: int | None = None
-    preprocessing: str = "imagenet-inception"
     hub_equivalent: str | None = None
     metrics: tuple[Metric, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    family: CheckpointFamily = BEIT
 
     @property
     def url(self) -> str:
@@ -56,7 +53,7 @@ class ReleasedCheckpoint:
     @property
     def architecture(self) -> dict:
         """Expected architecture numbers (hidden size, depth, heads, FFN)."""
-        return dict(SIZES[self.size])
+        return dict(MODEL_SIZES[self.size])
 
 
 def _in1k(top1: float, top5: float, note: str = "") -> tuple[Metric, ...]:
@@ -131,7 +128,6 @@ def _entries() -> list[ReleasedCheckpoint]:
                 f"{_FT22K}, then UPerNet on ADE20k (160k iterations, 640x640 crops)",
                 "ade20k",
                 150,
-                "ade20k",
                 f"microsoft/beit-{size}-finetuned-ade-640-640",
                 metrics=_ade(*{"base": (53.6, 54.2), "large": (56.7, 57.0)}[size]),
                 notes=(_SEG_NOTE.format({"base": [3, 5, 7, 11], "large": [7, 11, 15, 23]}[size]),),
@@ -170,7 +166,7 @@ def _entries() -> list[ReleasedCheckpoint]:
             224,
             "Masked image modeling on ImageNet-1k for 800 epochs (absolute position embeddings, no layer scale)",
             "none (self-supervised only)",
-            preprocessing="imagenet-default",
+            family=BEIT_PT1K,
             notes=("Released for analysis; uses absolute position embeddings instead of relative position bias.",),
         )
     )

@@ -14,29 +14,29 @@ from .registry import ReleasedCheckpoint
 
 def release_facts(entry: ReleasedCheckpoint) -> CheckpointFacts:
     """The architecture facts the converter reads from the released file of ``entry``."""
-    arch = entry.architecture
+    arch, family = entry.architecture, entry.family
     mim, seg = entry.task == "mim", entry.task == "segmentation"
-    absolute = entry.name.endswith("pt1k_800ep")  # the analysis checkpoint: absolute positions, no layer scale
+    relative = not family.absolute_positions
     return CheckpointFacts(
         task=entry.task,
         hidden_size=arch["hidden_size"],
         num_hidden_layers=arch["num_hidden_layers"],
         intermediate_size=arch["intermediate_size"],
         num_attention_heads=arch["num_attention_heads"],
-        patch_size=16,
+        patch_size=family.patch_size,
         num_channels=3,
         image_size=entry.image_size,
-        use_absolute_position_embeddings=absolute,
-        use_shared_relative_position_bias=mim and not absolute,
-        use_relative_position_bias=not mim,
-        use_layer_scale=not absolute,
+        use_absolute_position_embeddings=family.absolute_positions,
+        use_shared_relative_position_bias=mim and relative,
+        use_relative_position_bias=not mim and relative,
+        use_layer_scale=family.layer_scale,
         use_mask_token=mim,
         use_mean_pooling=True,
         num_labels=entry.num_labels,
-        vocab_size=8192 if mim else None,
-        auxiliary_channels=256 if seg else None,
+        vocab_size=family.vocab_size if mim else None,
+        auxiliary_channels=family.segmentation_auxiliary_channels if seg else None,
         auxiliary_num_convs=int(seg),
-        num_pool_scales=4 if seg else 0,
+        num_pool_scales=family.segmentation_pool_scales if seg else 0,
     )
 
 
@@ -57,5 +57,5 @@ def render_release_card(entry: ReleasedCheckpoint, repo_id: str | None = None) -
         repo_id=repo_id,
         original_name=entry.name,
         conversion_notes=notes,
-        preprocessing=entry.preprocessing,
+        preprocessor=entry.family.preprocessor(entry.task, config.image_size),
     )

@@ -12,7 +12,7 @@ from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as tvF
 from transformers.image_utils import SizeDict
 
-from hf_beit.image_processing_fast import center_crop
+from hf_beit.image_kernels import center_crop
 
 
 def test_center_crop_placement_matches_transformers_and_torchvision():
@@ -32,7 +32,7 @@ def test_center_crop_placement_matches_transformers_and_torchvision():
 
 
 def test_padded_rgb_resize_equals_packed_rgb_resize():
-    from hf_beit.image_processing_fast import padded_rgb
+    from hf_beit.image_kernels import padded_rgb
 
     torch.manual_seed(0)
     rgbx = torch.randint(0, 256, (37, 53, 4), dtype=torch.uint8)
@@ -57,7 +57,7 @@ SIZES = [
 
 def test_output_size_matches_the_shapes_of_stock_outputs():
     """Resize geometry of every size layout against the shapes transformers' processor produces."""
-    from hf_beit.image_processing_fast import output_size
+    from hf_beit.image_kernels import output_size
 
     dims = [1, 2, 3, 4, 7, 12, 13, 14, 19, 20, 26, 39, 40]
     large = [(427, 640), (640, 427), (100, 2000), (2000, 100), (50, 3000), (641, 2561), (7, 4097), (2560, 640)]
@@ -79,7 +79,7 @@ def test_output_size_matches_the_shapes_of_stock_outputs():
 
 
 def test_interpolation_modes_match_stock():
-    from hf_beit.image_processing_fast import interpolation_mode
+    from hf_beit.image_kernels import interpolation_mode
 
     image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 30, 41), dtype=np.uint8))
     for resample in [0, 1, 2, 3]:
@@ -98,7 +98,7 @@ def test_interpolation_modes_match_stock():
 )
 def test_rgb_conversion_of_arrays_matches_stock():
     """Greyscale repeated, RGBA composited onto white (uint8 and float in [0, 1]), RGB unchanged."""
-    from hf_beit.image_processing_fast import to_rgb
+    from hf_beit.image_kernels import to_rgb
 
     rng = np.random.default_rng(0)
     for channels in [1, 3, 4]:

@@ -22,6 +22,7 @@ __all__ = [
     "affine_coefficients",
     "center_crop",
     "interpolation_mode",
+    "mmcv_output_size",
     "output_size",
     "padded_rgb",
     "rescale_and_normalize_into_batch",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 CROP_ROUNDINGS = ("floor", "round")
+#: How images are resized: transformers' geometry with antialiased kernels, or mmcv's (mmseg's test pipeline):
+#: keep-ratio sizes rounded to nearest and OpenCV-style bilinear without antialiasing.
+RESIZE_MODES = ("transformers", "mmcv")
 _GRAIN_SIZE = 32768  # at::internal::GRAIN_SIZE: elementwise ops on fewer elements run on the calling thread
 
 
@@ -98,12 +102,25 @@ def output_size(height: int, width: int, size: Mapping[str, int]) -> tuple[int, 
     return (target, new_long) if height <= width else (new_long, target)
 
 
-def resize(image: torch.Tensor, height: int, width: int, mode: tvF.InterpolationMode) -> torch.Tensor:
-    """Antialiased torchvision resize of a ``(C, H, W)`` image; RGBX views are resized with their padding byte."""
+def mmcv_output_size(height: int, width: int, size: Mapping[str, int]) -> tuple[int, int]:
+    """mmcv's ``imrescale`` size for ``{"shortest_edge": S, "longest_edge": L}`` (mmseg's ``Resize(keep_ratio=True,
+    img_scale=(L, S))``): scale ``min(L / long, S / short)``, each side ``int(side * scale + 0.5)``; any other
+    ``size`` layout as :func:`output_size`."""
+    if set(size) != {"shortest_edge", "longest_edge"}:
+        return output_size(height, width, size)
+    scale = min(size["longest_edge"] / max(height, width), size["shortest_edge"] / min(height, width))
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def resize(
+    image: torch.Tensor, height: int, width: int, mode: tvF.InterpolationMode, antialias: bool = True
+) -> torch.Tensor:
+    """torchvision resize of a ``(C, H, W)`` image (antialiased unless asked otherwise, as OpenCV does not antialias);
+    RGBX views are resized with their padding byte."""
     padded = padded_rgb(image)
     if padded is not None:
-        return tvF.resize(padded, [height, width], interpolation=mode, antialias=True)[:3]
-    return tvF.resize(image, [height, width], interpolation=mode, antialias=True)
+        return tvF.resize(padded, [height, width], interpolation=mode, antialias=antialias)[:3]
+    return tvF.resize(image, [height, width], interpolation=mode, antialias=antialias)
 
 
 def to_rgb(image: torch.Tensor) -> torch.Tensor:
