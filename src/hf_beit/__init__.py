@@ -1,5 +1,6 @@
 """hf_beit: BEiT for Hugging Face Transformers, faithful to the original unilm checkpoints and fast on CPU."""
 
+from ._lazy import lazy_attributes
 from .configuration_beit import BEIT_PRESETS, BeitConfig
 from .modeling_backbone import BeitBackbone
 from .modeling_beit import (
@@ -25,13 +26,7 @@ _LAZY = {
     "pipeline": "inference.pipelines",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'hf_beit' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

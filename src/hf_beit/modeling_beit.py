@@ -11,7 +11,7 @@ accelerate, quantisation tools) are always called as modules.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, MaskedLMOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from typing_extensions import Unpack
 
 from .acceleration import UsesFusedLinears, attend, fused_linear
 from .acceleration.recording import record_attention
@@ -195,12 +196,13 @@ class BeitSelfAttention(UsesFusedLinears, nn.Module):
         return context.reshape(batch, tokens, -1), probs
 
 
-class BeitSelfOutput(UsesFusedLinears, nn.Module):
-    """Attention output projection (``attention.output.dense``)."""
+class BeitOutputProjection(UsesFusedLinears, nn.Module):
+    """A residual branch's output projection and dropout: ``attention.output`` (hidden -> hidden) and the MLP's
+    ``output`` (intermediate -> hidden); the linear is ``dense`` in both, as in transformers' classic layout."""
 
-    def __init__(self, config: BeitConfig) -> None:
+    def __init__(self, config: BeitConfig, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -213,7 +215,7 @@ class BeitAttention(nn.Module):
     def __init__(self, config: BeitConfig, has_relative_position_bias: bool) -> None:
         super().__init__()
         self.attention = BeitSelfAttention(config, has_relative_position_bias)
-        self.output = BeitSelfOutput(config)
+        self.output = BeitOutputProjection(config, config.hidden_size)
 
     def forward(self, hidden_states, grid, shared_bias=None, output_attentions=False):
         context, probs = self.attention(hidden_states, grid, shared_bias, output_attentions)
@@ -232,18 +234,6 @@ class BeitIntermediate(UsesFusedLinears, nn.Module):
         return fused_linear(hidden_states, self.dense, self.activation, owner=self)  # GELU fused into the GEMM
 
 
-class BeitOutput(UsesFusedLinears, nn.Module):
-    """Second MLP layer."""
-
-    def __init__(self, config: BeitConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.dropout(fused_linear(hidden_states, self.dense, owner=self))
-
-
 class BeitLayer(GradientCheckpointingLayer):
     """Pre-norm transformer block with layer scale (``lambda_1/2``) and stochastic depth."""
 
@@ -255,7 +245,7 @@ class BeitLayer(GradientCheckpointingLayer):
         self.layer_index = layer_index
         self.attention = BeitAttention(config, has_relative_position_bias)
         self.intermediate = BeitIntermediate(config)
-        self.output = BeitOutput(config)
+        self.output = BeitOutputProjection(config, config.intermediate_size)
         self.layernorm_before = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.layernorm_after = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.drop_path_rate = drop_path_rate
@@ -543,6 +533,20 @@ def _resolve_flags(config, output_attentions, output_hidden_states, return_dict)
     )
 
 
+class BeitForwardOptions(TypedDict, total=False):
+    """Keyword arguments every hf_beit head forwards to its ``BeitModel`` (transformers' meanings)."""
+
+    output_attentions: bool | None
+    output_hidden_states: bool | int | list[int] | None  # True, or the indices of the states to keep
+    interpolate_pos_encoding: bool  # allow another input resolution (resizes the position encodings)
+    return_dict: bool | None
+
+
+def as_requested(config: BeitConfig, output, return_dict: bool | None):
+    """``output`` as a ``ModelOutput``, or as a tuple (without ``None`` fields) when ``return_dict`` says so."""
+    return output if (config.return_dict if return_dict is None else return_dict) else output.to_tuple()
+
+
 class BeitForMaskedImageModeling(BeitPreTrainedModel):
     """BEiT pre-training head: predicts the visual token (of ``vocab_size``) of every patch.
 
@@ -562,21 +566,10 @@ class BeitForMaskedImageModeling(BeitPreTrainedModel):
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | int | list[int] | None = None,
-        interpolate_pos_encoding: bool = False,
-        return_dict: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[BeitForwardOptions],
     ) -> MaskedLMOutput | tuple:
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.beit(
-            pixel_values,
-            bool_masked_pos=bool_masked_pos,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            return_dict=True,
-        )
+        return_dict = kwargs.pop("return_dict", None)
+        outputs = self.beit(pixel_values, bool_masked_pos=bool_masked_pos, **kwargs, return_dict=True)
         logits = self.lm_head(self.layernorm(outputs.last_hidden_state[:, 1:]))
         loss = None
         if labels is not None:
@@ -584,7 +577,7 @@ class BeitForMaskedImageModeling(BeitPreTrainedModel):
         output = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return output if return_dict else output.to_tuple()
+        return as_requested(self.config, output, return_dict)
 
 
 class BeitForImageClassification(BeitPreTrainedModel):
@@ -598,26 +591,13 @@ class BeitForImageClassification(BeitPreTrainedModel):
         self.post_init()
 
     def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | int | list[int] | None = None,
-        interpolate_pos_encoding: bool = False,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs: Unpack[BeitForwardOptions]
     ) -> ImageClassifierOutput | tuple:
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.beit(
-            pixel_values,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            return_dict=True,
-        )
+        return_dict = kwargs.pop("return_dict", None)
+        outputs = self.beit(pixel_values, **kwargs, return_dict=True)
         logits = self.classifier(outputs.pooler_output)
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
         output = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return output if return_dict else output.to_tuple()
+        return as_requested(self.config, output, return_dict)

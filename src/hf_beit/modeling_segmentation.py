@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import SemanticSegmenterOutput
+from typing_extensions import Unpack
 
 from .adaptive_pooling import AdaptiveAvgPool2d
 from .configuration_beit import BeitConfig
 from .losses import semantic_segmentation_loss
 from .modeling_backbone import BeitFeaturePyramidMixin, tokens_to_map
-from .modeling_beit import BeitModel, BeitPreTrainedModel, selected_hidden_states
+from .modeling_beit import BeitForwardOptions, BeitModel, BeitPreTrainedModel, as_requested, selected_hidden_states
 
 
 class BeitConvModule(nn.Module):
@@ -114,25 +115,13 @@ class BeitForSemanticSegmentation(BeitFeaturePyramidMixin, BeitPreTrainedModel):
         return list(self._feature_pyramid(maps))
 
     def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | int | list[int] | None = None,
-        interpolate_pos_encoding: bool = False,
-        return_dict: bool | None = None,
-        **kwargs,
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs: Unpack[BeitForwardOptions]
     ) -> SemanticSegmenterOutput | tuple:
-        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return_dict = kwargs.pop("return_dict", None)
+        requested = kwargs.pop("output_hidden_states", None)
         if labels is not None and self.config.num_labels == 1:
             raise ValueError("Semantic segmentation needs num_labels > 1 to compute a loss.")
-        outputs = self.beit(
-            pixel_values,
-            output_attentions=output_attentions,
-            output_hidden_states=True,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            return_dict=True,
-        )
+        outputs = self.beit(pixel_values, **kwargs, output_hidden_states=True, return_dict=True)
         patch = self.config.patch_size_2d
         grid = (pixel_values.shape[-2] // patch[0], pixel_values.shape[-1] // patch[1])
         features = self.backbone_features(outputs.hidden_states, grid)
@@ -143,13 +132,14 @@ class BeitForSemanticSegmentation(BeitFeaturePyramidMixin, BeitPreTrainedModel):
             loss = semantic_segmentation_loss(
                 logits, labels, self.config.semantic_loss_ignore_index, auxiliary, self.config.auxiliary_loss_weight
             )
-        requested = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        keep = selected_hidden_states(requested, len(outputs.hidden_states))
+        keep = selected_hidden_states(
+            self.config.output_hidden_states if requested is None else requested, len(outputs.hidden_states)
+        )
         hidden_states = None
         if keep is not None:
             hidden_states = tuple(h if i in keep else None for i, h in enumerate(outputs.hidden_states))
         output = SemanticSegmenterOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=outputs.attentions)
-        return output if return_dict else output.to_tuple()
+        return as_requested(self.config, output, return_dict)
 
 
 def _check_out_indices(config: BeitConfig) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .errors import ConversionError, OutputExistsError
+from ..command_errors import guarded
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,32 +24,31 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub-endpoint", help="Hub endpoint (default $HF_ENDPOINT or huggingface.co)")
 
 
-def run(args: argparse.Namespace) -> int:
+# convert_checkpoint keyword -> command-line option (argparse attribute)
+_OPTIONS = {
+    "model_name": "model_name",
+    "task": "task",
+    "image_size": "image_size",
+    "num_labels": "num_labels",
+    "num_attention_heads": "num_heads",
+    "use_ema": "use_ema",
+    "overwrite": "overwrite",
+    "verify": "verify",
+    "push_to_hub": "push_to_hub",
+    "hub_endpoint": "hub_endpoint",
+}
+
+
+def _run(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
 
-    try:
-        result = convert_checkpoint(
-            args.checkpoint,
-            args.output,
-            model_name=args.model_name,
-            task=args.task,
-            image_size=args.image_size,
-            num_labels=args.num_labels,
-            num_attention_heads=args.num_heads,
-            use_ema=args.use_ema,
-            overwrite=args.overwrite,
-            verify=args.verify,
-            push_to_hub=args.push_to_hub,
-            hub_endpoint=args.hub_endpoint,
-        )
-    except (ConversionError, OutputExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
+    options = {keyword: getattr(args, attribute) for keyword, attribute in _OPTIONS.items()}
+    result = convert_checkpoint(args.checkpoint, args.output, **options)
     print(f"Wrote {result.output} ({result.task}, image size {result.config.image_size}).")
     return 0
+
+
+run = guarded(_run, interrupted="nothing was written.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,4 +65,6 @@ def add_parser(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    args.command = "convert"
+    return run(args)

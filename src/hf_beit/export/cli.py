@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from ..command_errors import guarded
 
 FORMATS = ("onnx", "torch-export")
-_USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, ModuleNotFoundError)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,15 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip running the exported model against PyTorch on random inputs")
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except _USER_ERRORS as error:
-        print(f"hf-beit export: error: {error}", file=sys.stderr)
-        return 2
+    parser.set_defaults(func=guarded(_run, interrupted="nothing was written."))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,25 +43,18 @@ class TracedModel:
         return {str(shape[axis]): name for axis, name in AXIS_NAMES.items() if isinstance(shape[axis], torch.SymInt)}
 
 
-def export_program(
-    model: nn.Module,
-    task: str | None = None,
-    *,
-    batch: int | str = DYNAMIC,
-    image_size: int | Sequence[int] | str | None = None,
-    outputs: Sequence[str] | None = None,
-) -> torch.export.ExportedProgram:
+def export_program(model: nn.Module, task: str | None = None, **options: Any) -> torch.export.ExportedProgram:
     """Export ``model`` with ``torch.export``: ``program.module()(pixel_values=x)`` returns ``{name: tensor}``.
 
     Args:
         task: ``image-classification``, ``image-segmentation`` or ``image-feature-extraction`` (default: the
             model's own task; feature extraction works on any BEiT model's encoder).
-        batch: ``"dynamic"`` (any batch size) or a fixed N.
-        image_size: ``None`` (the config's ``image_size``), H or (H, W) (fixed; positions interpolated for it),
-            or ``"dynamic"`` (models without relative-position tables only).
-        outputs: for feature extraction, ``last_hidden_state`` and/or ``pooler_output`` (default: both).
+        options: those of :func:`trace_for_export` -- ``batch`` (``"dynamic"`` or a fixed N), ``image_size``
+            (``None``: the config's; H or (H, W), fixed, positions interpolated for it; or ``"dynamic"``, models
+            without relative-position tables only) and ``outputs`` (feature extraction: ``last_hidden_state``
+            and/or ``pooler_output``; default both).
     """
-    return trace_for_export(model, task, batch=batch, image_size=image_size, outputs=outputs).program
+    return trace_for_export(model, task, **options).program
 
 
 def trace_for_export(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
-_USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+from ..command_errors import guarded
 
 
 def _size(values: list[int] | None) -> tuple[int, int] | None:
@@ -15,20 +14,6 @@ def _size(values: list[int] | None) -> tuple[int, int] | None:
     if len(values) not in (1, 2):
         raise ValueError(f"Expected HEIGHT [WIDTH]; got {len(values)} numbers.")
     return (values[0], values[-1])
-
-
-def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def func(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except _USER_ERRORS as error:
-            print(f"hf-beit {args.command}: error: {error}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print(f"hf-beit {args.command}: interrupted; no partial output was written.", file=sys.stderr)
-            return 130
-
-    return func
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -101,7 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--threshold", type=float, default=0.5, help="multi-label models: minimum sigmoid score")
     predict.add_argument("--format", choices=("json", "csv"), default="json")
     predict.add_argument("--output", default=None, help="output file (default: stdout)")
-    predict.set_defaults(func=_guarded(_run_predict))
+    predict.set_defaults(func=guarded(_run_predict))
 
     segment = subparsers.add_parser("segment", help="semantic segmentation: class-id mask + overlay PNG per image")
     _add_common(segment)
@@ -115,7 +100,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="keep-ratio resize to fit LONG x SHORT first (default: 4*crop x crop, e.g. 2560 640)")
     segment.add_argument("--no-resize", action="store_true", help="slide over the image at its own size")
     segment.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
-    segment.set_defaults(func=_guarded(_run_segment))
+    segment.set_defaults(func=guarded(_run_segment))
 
     serve = subparsers.add_parser("serve", help="HTTP scoring endpoint (Azure ML online-endpoint format)")
     _add_common(serve, with_images=False)
@@ -130,4 +115,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="time to gather concurrent requests")
     serve.add_argument("--top-k", type=int, default=None, help="return only the K best labels (default: all)")
     serve.add_argument("--log-level", default="info")
-    serve.set_defaults(func=_guarded(_run_serve))
+    serve.set_defaults(func=guarded(_run_serve))

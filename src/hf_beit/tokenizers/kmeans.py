@@ -69,12 +69,8 @@ class KMeansPatchTokenizer(VisualTokenizer):
         return self.downsample
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "vocab_size": self.vocab_size,
-            "patch_size": self.patch_size,
-            "image_size": self.image_size,
-            "num_channels": self.num_channels,
-        }
+        keys = ("vocab_size", "patch_size", "image_size", "num_channels")
+        return {key: getattr(self, key) for key in keys}
 
     @torch.no_grad()
     def get_codebook_indices(self, images: torch.Tensor) -> torch.LongTensor:

@@ -5,31 +5,21 @@ Names are imported lazily so that ``hf-beit`` sub-commands that do not train sta
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import by_module, lazy_attributes
 
-_EXPORTS = {
-    "AugmentConfig": "augment",
-    "Mixup": "augment",
-    "BeitTrainer": "trainer",
-    "FinetuneArguments": "recipes",
-    "run_finetuning": "recipes",
-    "train_classification": "recipes",
-    "train_segmentation": "recipes",
-    "build_model": "init_from",
-    "finetune_config": "init_from",
-    "create_layer_decay_optimizer": "layer_decay",
-    "get_layer_id": "layer_decay",
-    "layer_decay_optimizer_cls_and_kwargs": "layer_decay",
-    "layer_decay_parameter_groups": "layer_decay",
-    "LabelSchema": "datasets",
-    "load_digits_dataset": "datasets",
-    "collate_pixel_batch": "collators",
-}
+_EXPORTS = by_module({
+    "augment": ("AugmentConfig", "Mixup"),
+    "trainer": ("BeitTrainer",),
+    "recipes": ("FinetuneArguments", "run_finetuning", "train_classification", "train_segmentation"),
+    "init_from": ("build_model", "finetune_config"),
+    "layer_decay": (
+        "create_layer_decay_optimizer", "get_layer_id", "layer_decay_optimizer_cls_and_kwargs",
+        "layer_decay_parameter_groups",
+    ),
+    "datasets": ("LabelSchema", "load_digits_dataset"),
+    "collators": ("collate_pixel_batch",),
+})
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'hf_beit.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
