@@ -24,7 +24,7 @@ from test_conversion_reference import (
 
 import hf_beit
 from hf_beit.conversion import convert_checkpoint
-from hf_beit.relative_position_resize import resize_relative_position_bias_table
+from hf_beit.relative_position import resize_relative_position_table
 
 TOL = 1e-4
 HEADS = 4
@@ -177,9 +177,8 @@ def test_resolution_change_resizes_tables(tmp_path):
     assert result.config.image_size == 48 and result.timm_max_abs_diff is None
     weights = load_file(result.output / "model.safetensors")
     key = "beit.encoder.layer.1.attention.attention.relative_position_bias.relative_position_bias_table"
-    expected = resize_relative_position_bias_table(
-        model.state_dict()["blocks.1.attn.relative_position_bias_table"], (4, 4), (6, 6)
-    )
+    table = model.state_dict()["blocks.1.attn.relative_position_bias_table"]
+    expected = resize_relative_position_table(table.double(), (4, 4), (6, 6)).float()
     assert weights[key].shape == (11 * 11 + 3, HEADS) and torch.equal(weights[key], expected)
     with torch.no_grad():
         logits = hf_beit.BeitForImageClassification.from_pretrained(result.output)(torch.randn(1, 3, 48, 48)).logits
@@ -195,7 +194,8 @@ def test_mim_initialises_segmentation_at_new_resolution(tmp_path):
     assert result.new_head_keys and all(
         k.startswith(("fpn", "decode_head", "auxiliary_head")) for k in result.new_head_keys
     )
-    resized = resize_relative_position_bias_table(sd["rel_pos_bias.relative_position_bias_table"], (4, 4), (6, 6))
+    shared = sd["rel_pos_bias.relative_position_bias_table"]
+    resized = resize_relative_position_table(shared.double(), (4, 4), (6, 6)).float()
     weights = load_file(result.output / "model.safetensors")
     tables = [v for k, v in weights.items() if k.endswith("relative_position_bias_table")]
     assert len(tables) == 4 and all(torch.equal(table, resized) for table in tables)

@@ -88,3 +88,21 @@ def test_with_num_heads_it_reproduces_the_original(tmp_path):
     with pytest.raises(ConversionError, match="contradicts"):
         torch.save({"model": make_backbone()}, tmp_path / "tables.pth")
         _convert(tmp_path / "tables.pth", tmp_path / "wrong", num_attention_heads=2, task="classification")
+
+
+def test_shared_table_copies_are_independent(tmp_path):
+    """Each layer gets its own copy of the shared pre-training table (fine-tuning then changes them apart)."""
+    from conftest import randomize_, tiny_config
+
+    from hf_beit.retargeting import LAYER_TABLE_KEY, SHARED_TABLE_KEY, retarget_config, retarget_state_dict
+
+    mim = randomize_(hf_beit.BeitForMaskedImageModeling(
+        tiny_config(use_shared_relative_position_bias=True, use_mask_token=True, architectures=["BeitForMaskedImageModeling"])
+    ))  # fmt: skip
+    target = retarget_config(mim.config, "classification", id2label=LABELS)
+    weights = retarget_state_dict(mim.state_dict(), mim.config, target).state_dict
+    assert SHARED_TABLE_KEY not in weights
+    tables = [weights[LAYER_TABLE_KEY.format(layer)] for layer in range(target.num_hidden_layers)]
+    assert all(torch.equal(table, mim.state_dict()[SHARED_TABLE_KEY]) for table in tables)
+    tables[0].add_(1)
+    assert not torch.equal(tables[0], tables[1])

@@ -1,4 +1,4 @@
-"""Geometric-progression relative-table resizing, absolute pos-embed resizing and shared-table expansion."""
+"""The one relative-table resize (unilm's geometric-progression bicubic) and the absolute pos-embed resize."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import torch
 import torch.nn.functional as F
 from scipy.interpolate import CubicSpline
 
-from hf_beit.relative_position_resize import (
-    LAYER_TABLE_KEY,
-    SHARED_TABLE_KEY,
-    expand_shared_relative_position_bias,
+from hf_beit.modeling_beit import resize_absolute_position_embeddings
+from hf_beit.relative_position import (
     geometric_progression_ratio,
     geometric_source_coordinates,
-    resize_absolute_position_embeddings,
-    resize_relative_position_bias_table,
+    resize_relative_position_table,
 )
 
 
@@ -43,7 +40,7 @@ def test_matches_independent_spline_reference():
     torch.manual_seed(0)
     heads, src, dst = 3, 7, 13  # 4x4 window -> 7x7 window (table sides 7 -> 13)
     table = torch.randn(src * src + 3, heads, dtype=torch.float64)
-    out = resize_relative_position_bias_table(table, (4, 4), (7, 7))
+    out = resize_relative_position_table(table, (4, 4), (7, 7))
     assert out.shape == (dst * dst + 3, heads)
     coords = geometric_source_coordinates(src, dst)
     target = np.arange(-(dst // 2), dst // 2 + 0.1)
@@ -62,7 +59,7 @@ def test_reproduces_bicubic_polynomial_exactly():
         return 0.3 + 0.1 * y - 0.02 * x**2 + 1e-4 * (y**3) * x - 2e-5 * x**3
 
     table = torch.from_numpy(np.concatenate([poly(yy, xx).reshape(-1, 1), [[5.0], [6.0], [7.0]]]))
-    out = resize_relative_position_bias_table(table, (14, 14), (24, 24)).numpy()
+    out = resize_relative_position_table(table, (14, 14), (24, 24)).numpy()
     target = np.clip(np.arange(-23, 23.1), coords[0], coords[-1])
     ty, tx = np.meshgrid(target, target, indexing="ij")
     np.testing.assert_allclose(out[:-3, 0], poly(ty, tx).reshape(-1), atol=1e-8)
@@ -76,7 +73,7 @@ def test_source_grid_and_values_agree_with_timm(monkeypatch):
     offsets = torch.arange(-13, 14, dtype=torch.float32)
     smooth = torch.sin(offsets[:, None] / 6) + torch.cos(offsets[None, :] / 9)
     table = torch.cat([torch.stack([smooth, 2 * smooth], -1).reshape(side * side, 2), torch.randn(3, 2)])
-    ours = resize_relative_position_bias_table(table, (14, 14), (20, 20))
+    ours = resize_relative_position_table(table, (14, 14), (20, 20))
     theirs = pos_embed_rel.resize_rel_pos_bias_table(table, (20, 20), (39 * 39 + 3, 2))
     # timm's default path interpolates linearly on the same geometric grid: close, not equal.
     assert (ours - theirs).abs().max() < 2e-2
@@ -99,9 +96,8 @@ def test_source_grid_and_values_agree_with_timm(monkeypatch):
 
 def test_identity_when_window_unchanged_and_dtype_kept():
     table = torch.randn(7 * 7 + 3, 4, dtype=torch.bfloat16)
-    out = resize_relative_position_bias_table(table, (4, 4), (4, 4))
-    assert out.dtype == torch.bfloat16 and torch.equal(out, table) and out.data_ptr() != table.data_ptr()
-    grown = resize_relative_position_bias_table(table, (4, 4), (6, 6))
+    assert resize_relative_position_table(table, (4, 4), (4, 4)) is table
+    grown = resize_relative_position_table(table, (4, 4), (6, 6))
     assert grown.dtype == torch.bfloat16 and grown.shape == (11 * 11 + 3, 4)
 
 
@@ -109,45 +105,25 @@ def test_non_square_window_keeps_unchanged_axis():
     # Table depends on dw only; the width axis (5 -> 5) is kept, the height axis (3 -> 7) is interpolated.
     dw_values = torch.tensor([0.5, -1.0, 2.0, 3.0, -0.25, 1.5, 0.0, 4.0, -2.0])  # 2*5-1 = 9 columns
     table = torch.cat([dw_values.repeat(3).reshape(-1, 1), torch.tensor([[9.0], [8.0], [7.0]])])
-    out = resize_relative_position_bias_table(table, (2, 5), (4, 5))
+    out = resize_relative_position_table(table, (2, 5), (4, 5))
     assert out.shape == (7 * 9 + 3, 1)
     torch.testing.assert_close(out[:-3, 0].reshape(7, 9), dw_values.expand(7, 9), atol=1e-6, rtol=0)
 
 
 def test_wrong_table_size_is_rejected():
     with pytest.raises(ValueError, match="rows"):
-        resize_relative_position_bias_table(torch.zeros(50, 2), (4, 4), (6, 6))
+        resize_relative_position_table(torch.zeros(50, 2), (4, 4), (6, 6))
 
 
 def test_absolute_position_embeddings_bicubic_keeps_cls():
     torch.manual_seed(0)
     pos = torch.randn(1, 1 + 16, 8)
-    out = resize_absolute_position_embeddings(pos, 4, (6, 6))
+    out = resize_absolute_position_embeddings(pos, (4, 4), (6, 6))
     assert out.shape == (1, 37, 8)
     torch.testing.assert_close(out[:, 0], pos[:, 0])
     grid = pos[0, 1:].T.reshape(1, 8, 4, 4)
     expected = F.interpolate(grid, size=(6, 6), mode="bicubic", align_corners=False).reshape(8, 36).T
     torch.testing.assert_close(out[0, 1:], expected)
-    assert torch.equal(resize_absolute_position_embeddings(pos[0], 4, 4), pos[0])
+    assert resize_absolute_position_embeddings(pos, (4, 4), (4, 4)) is pos
     with pytest.raises(ValueError, match="grid"):
-        resize_absolute_position_embeddings(pos, 5, 6)
-
-
-def test_expand_shared_table_into_every_layer():
-    shared = torch.randn(7 * 7 + 3, 2)
-    state = {SHARED_TABLE_KEY: shared, "other": torch.ones(1)}
-    out = expand_shared_relative_position_bias(state, 3)
-    assert SHARED_TABLE_KEY not in out and SHARED_TABLE_KEY in state
-    assert sorted(out) == sorted(["other"] + [LAYER_TABLE_KEY.format(i) for i in range(3)])
-    for i in range(3):
-        assert torch.equal(out[LAYER_TABLE_KEY.format(i)], shared)
-    out[LAYER_TABLE_KEY.format(0)].add_(1)
-    assert not torch.equal(out[LAYER_TABLE_KEY.format(1)], out[LAYER_TABLE_KEY.format(0)])
-    unilm = expand_shared_relative_position_bias(
-        {"rel_pos_bias.relative_position_bias_table": shared},
-        2,
-        "rel_pos_bias.relative_position_bias_table",
-        "blocks.{}.attn.relative_position_bias_table",
-    )
-    assert sorted(unilm) == ["blocks.0.attn.relative_position_bias_table", "blocks.1.attn.relative_position_bias_table"]
-    assert expand_shared_relative_position_bias({"a": shared}, 2) == {"a": shared}
+        resize_absolute_position_embeddings(pos, (5, 5), (6, 6))
