@@ -1,30 +1,25 @@
 """hf_beit: BEiT for Hugging Face Transformers, faithful to the original unilm checkpoints and fast on CPU."""
 
-from ._lazy import lazy_attributes
-from .configuration_beit import BEIT_PRESETS, BeitConfig
-from .modeling_backbone import BeitBackbone
-from .modeling_beit import (
-    BeitForImageClassification,
-    BeitForMaskedImageModeling,
-    BeitModel,
-    BeitPreTrainedModel,
-)
-from .modeling_segmentation import BeitForSemanticSegmentation
-from .registration import register_auto_classes
+from ._lazy import by_module, lazy_attributes
 
 __version__ = "0.1.0"
 
-
-# Heavier parts (torchvision, scipy, datasets) are imported on first use.
-_LAZY = {
-    "BeitImageProcessor": "image_processing_beit",
-    "MaskingGenerator": "masking",
-    "DalleEncoder": "tokenizers.dalle",
-    "KMeansPatchTokenizer": "tokenizers.kmeans",
-    "load_visual_tokenizer": "tokenizers.base",
-    "optimize_for_inference": "acceleration",
-    "pipeline": "inference.pipelines",
-}
+# Everything is imported on first use (torch and transformers take seconds to import), so `hf-beit --help` and
+# sub-commands that need little start fast; `from hf_beit import BeitModel` works as usual.
+_LAZY = by_module({
+    "configuration_beit": ("BEIT_PRESETS", "BeitConfig"),
+    "modeling_beit": ("BeitForImageClassification", "BeitForMaskedImageModeling", "BeitModel", "BeitPreTrainedModel"),
+    "modeling_segmentation": ("BeitForSemanticSegmentation",),
+    "modeling_backbone": ("BeitBackbone",),
+    "registration": ("register_auto_classes",),
+    "image_processing_beit": ("BeitImageProcessor",),
+    "masking": ("MaskingGenerator",),
+    "tokenizers.dalle": ("DalleEncoder",),
+    "tokenizers.kmeans": ("KMeansPatchTokenizer",),
+    "tokenizers.base": ("load_visual_tokenizer",),
+    "acceleration": ("optimize_for_inference",),
+    "inference.pipelines": ("pipeline",),
+})
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
 

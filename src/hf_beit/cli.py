@@ -17,8 +17,43 @@ _COMMAND_MODULES = (
 )
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in ``--help`` (options without help text too); descriptions keep their line breaks."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._has_default(action):
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or not self._has_default(action):
+            return text  # no "(default: None)" / "(default: False)" noise
+        return f"{text} (default: %(default)s)"
+
+    @staticmethod
+    def _has_default(action: argparse.Action) -> bool:
+        return bool(action.option_strings) and action.default not in (None, False, argparse.SUPPRESS)
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Sub-commands get :class:`HelpFormatter` unless they choose another."""
+
+    def add_parser(self, name, **kwargs):
+        if kwargs.get("formatter_class") in (None, argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+            kwargs["formatter_class"] = HelpFormatter
+        parser = super().add_parser(name, **kwargs)
+        parser.register("action", "parsers", _SubParsers)  # nested sub-commands (train classification) too
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hf-beit`` parser; building it imports no torch or transformers (``hf-beit --help`` stays fast)."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="hf-beit", description="BEiT for Hugging Face Transformers.")
+    parser.add_argument("--version", action="version", version=f"hf-beit {__version__}")
+    parser.register("action", "parsers", _SubParsers)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in _COMMAND_MODULES:
         try:

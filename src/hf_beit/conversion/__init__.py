@@ -1,32 +1,21 @@
 """Conversion of the original microsoft/unilm BEiT checkpoints into hub-ready repos."""
 
-from .checkpoint import OriginalCheckpoint, load_original_checkpoint
-from .config_inference import CheckpointFacts, build_config, inspect_state_dict
-from .convert import ConversionResult, convert_checkpoint
-from .errors import CheckpointError, ConversionError, OutputExistsError
-from .key_mapping import convert_state_dict
-from .model_card import render_model_card
-from .model_stats import ModelStats, compute_model_stats
-from .push import push_to_hub
-from .registry import RELEASED_CHECKPOINTS, ReleasedCheckpoint, get_released_checkpoint
+from __future__ import annotations
 
-__all__ = [
-    "RELEASED_CHECKPOINTS",
-    "CheckpointError",
-    "CheckpointFacts",
-    "ConversionError",
-    "ConversionResult",
-    "ModelStats",
-    "OriginalCheckpoint",
-    "OutputExistsError",
-    "ReleasedCheckpoint",
-    "build_config",
-    "compute_model_stats",
-    "convert_checkpoint",
-    "convert_state_dict",
-    "get_released_checkpoint",
-    "inspect_state_dict",
-    "load_original_checkpoint",
-    "push_to_hub",
-    "render_model_card",
-]
+from .._lazy import by_module, lazy_attributes
+
+_EXPORTS = by_module({
+    "checkpoint": ("OriginalCheckpoint", "load_original_checkpoint"),
+    "config_inference": ("CheckpointFacts", "build_config", "inspect_state_dict"),
+    "convert": ("ConversionResult", "convert_checkpoint"),
+    "errors": ("CheckpointError", "ConversionError", "OutputExistsError"),
+    "key_mapping": ("convert_state_dict",),
+    "model_card": ("render_model_card",),
+    "model_stats": ("ModelStats", "compute_model_stats"),
+    "push": ("push_to_hub",),
+    "registry": ("RELEASED_CHECKPOINTS", "ReleasedCheckpoint", "get_released_checkpoint"),
+})
+
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the table above
+
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

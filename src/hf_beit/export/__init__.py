@@ -10,19 +10,18 @@ interpolated for it) or, for models without relative-position tables, dynamic (m
 ONNX needs the ``export`` extra (onnx, onnxscript, onnxruntime), imported only when used.
 """
 
-from .errors import MissingExportDependencyError, UnsupportedExportError
-from .onnx_export import export_onnx
-from .program import export_program, graph_operators
-from .runner import OnnxRunner
-from .tasks import INPUT_NAME, TASK_OUTPUTS
+from __future__ import annotations
 
-__all__ = [
-    "INPUT_NAME",
-    "TASK_OUTPUTS",
-    "MissingExportDependencyError",
-    "OnnxRunner",
-    "UnsupportedExportError",
-    "export_onnx",
-    "export_program",
-    "graph_operators",
-]
+from .._lazy import by_module, lazy_attributes
+
+_EXPORTS = by_module({
+    "errors": ("MissingExportDependencyError", "UnsupportedExportError"),
+    "onnx_export": ("export_onnx",),
+    "program": ("export_program", "graph_operators"),
+    "runner": ("OnnxRunner",),
+    "tasks": ("INPUT_NAME", "TASK_OUTPUTS"),
+})
+
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the table above
+
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -3,23 +3,19 @@
 The HTTP endpoint lives in :mod:`hf_beit.inference.server` (``serve`` extra: starlette, uvicorn, httpx).
 """
 
-from .attention_maps import AttentionMaps, attention_maps
-from .embeddings import extract_embeddings
-from .pipelines import pipeline
-from .predict import class_probabilities, predict_images, top_predictions
-from .segment import segment_files, segment_image
-from .sliding_window import sliding_window_logits, window_starts
+from __future__ import annotations
 
-__all__ = [
-    "AttentionMaps",
-    "attention_maps",
-    "class_probabilities",
-    "extract_embeddings",
-    "pipeline",
-    "predict_images",
-    "segment_files",
-    "segment_image",
-    "sliding_window_logits",
-    "top_predictions",
-    "window_starts",
-]
+from .._lazy import by_module, lazy_attributes
+
+_EXPORTS = by_module({
+    "attention_maps": ("AttentionMaps", "attention_maps"),
+    "embeddings": ("extract_embeddings",),
+    "pipelines": ("pipeline",),
+    "predict": ("class_probabilities", "predict_images", "top_predictions"),
+    "segment": ("segment_files", "segment_image"),
+    "sliding_window": ("sliding_window_logits", "window_starts"),
+})
+
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the table above
+
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from hf_beit.pretraining.defaults import DEFAULT_PRESET, PRETRAINING_DEFAULTS
 
-from hf_beit import BeitConfig
-from hf_beit.pretraining.collator import INCEPTION_MEAN, INCEPTION_STD
-from hf_beit.pretraining.data import ImageFolderDataset, load_digits_images
-from hf_beit.pretraining.recipe import PretrainingOptions, run_pretraining
-from hf_beit.pretraining.trainer import DEFAULT_PRESET, PRETRAINING_DEFAULTS
-from hf_beit.tokenizers import VisualTokenizer, load_dalle_encoder, load_visual_tokenizer
+if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
+    from hf_beit.pretraining.recipe import PretrainingOptions
+    from hf_beit.tokenizers import VisualTokenizer
 
 _MODEL_OVERRIDES = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                     "intermediate_size", "drop_path_rate", "layer_scale_init_value")
@@ -92,6 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_dataset(args: argparse.Namespace, image_size: int):
+    from hf_beit.pretraining.data import ImageFolderDataset, load_digits_images
+
     if args.dataset == "digits":
         images, _ = load_digits_images(image_size)
         return images
@@ -101,6 +101,8 @@ def _load_dataset(args: argparse.Namespace, image_size: int):
 
 
 def _load_tokenizer(args: argparse.Namespace) -> VisualTokenizer | None:
+    from hf_beit.tokenizers import load_dalle_encoder, load_visual_tokenizer
+
     if args.tokenizer == "kmeans":
         return None  # fitted on the data by run_pretraining
     if not args.tokenizer_path:
@@ -112,6 +114,11 @@ def _load_tokenizer(args: argparse.Namespace) -> VisualTokenizer | None:
 
 def options_from_args(args: argparse.Namespace) -> PretrainingOptions:
     """Map parsed ``hf-beit pretrain`` arguments to :class:`PretrainingOptions`."""
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    from hf_beit.pretraining.collator import INCEPTION_MEAN, INCEPTION_STD
+    from hf_beit.pretraining.recipe import PretrainingOptions
+
     overrides = {name: getattr(args, name) for name in _MODEL_OVERRIDES if getattr(args, name) is not None}
     mean, std = (
         (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD))
@@ -126,6 +133,9 @@ def options_from_args(args: argparse.Namespace) -> PretrainingOptions:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
+    from hf_beit import BeitConfig
+    from hf_beit.pretraining.recipe import run_pretraining
+
     options = options_from_args(args)
     image_size = options.model_overrides.get("image_size") or BeitConfig.from_preset(options.preset).image_size_2d[0]
     dataset = _load_dataset(args, image_size)

@@ -19,24 +19,12 @@ from hf_beit import BeitConfig, BeitForMaskedImageModeling
 from hf_beit.atomic_io import atomic_output_dir
 from hf_beit.losses import masked_image_modeling_loss
 from hf_beit.masking import MaskingGenerator
+from hf_beit.pretraining.defaults import DEFAULT_PRESET, PRETRAINING_DEFAULTS
 from hf_beit.tokenizers.base import VisualTokenizer
 from hf_beit.training.layer_decay import uses_weight_decay
 
-DEFAULT_PRESET = "beit-base-patch16-224-pt22k"
 TOKENIZER_SUBFOLDER = "visual_tokenizer"
 PRETRAINING_CONFIG_NAME = "pretraining_config.json"
-
-#: ``TrainingArguments`` defaults of the unilm recipe (everything else is transformers' default).
-PRETRAINING_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 1.5e-3,
-    "adam_beta1": 0.9,
-    "adam_beta2": 0.999,
-    "adam_epsilon": 1e-8,
-    "weight_decay": 0.05,
-    "max_grad_norm": 3.0,
-    "lr_scheduler_type": "cosine_with_min_lr",
-    "lr_scheduler_kwargs": {"min_lr": 1e-5},
-}
 #: Model defaults of the recipe (layer scale comes from the preset: 0.1 base, 1e-5 large).
 MODEL_DEFAULTS: dict[str, Any] = {"drop_path_rate": 0.1}
 

@@ -9,7 +9,7 @@ import argparse
 import logging
 import os
 
-from .augment import AugmentConfig
+from .augment_settings import AugmentConfig
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, task: str) -> None:
