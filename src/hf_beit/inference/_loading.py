@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..hub import resolve_model_dir
 from ..tasks import TASKS as _ALL_TASKS
 from ..tasks import WrongTaskError, check_task, get_task
 
@@ -28,13 +29,9 @@ def model_class_for_task(task: str) -> type:
 
 
 def check_local_repo(path: str | os.PathLike) -> Path:
-    """Return ``path`` as a Path if it is a directory holding a ``config.json``; raise a clear error otherwise."""
-    repo = Path(path)
-    if not repo.is_dir():
-        raise FileNotFoundError(
-            f"Model path {str(repo)!r} is not a directory. Pass a local model repository (a folder written by "
-            "save_pretrained, with config.json and model.safetensors); Hub downloads are not done here."
-        )
+    """The folder of the model ``path`` names (a local repository, or a Hub id resolved through the HF cache) if it
+    holds a ``config.json``; a clear error otherwise."""
+    repo = resolve_model_dir(path)
     if not (repo / "config.json").is_file():
         raise FileNotFoundError(f"{str(repo)!r} has no config.json; is it a model repository written by save_pretrained?")
     return repo
@@ -61,8 +58,8 @@ def load_model(path: str | os.PathLike, task: str, device: str | torch.device = 
 
 
 def load_image_processor(path: str | os.PathLike) -> Any:
-    """Load hf_beit's ``BeitImageProcessor`` from a local repository's ``preprocessor_config.json``."""
-    repo = Path(path)
+    """Load hf_beit's ``BeitImageProcessor`` from a repository's ``preprocessor_config.json`` (folder or Hub id)."""
+    repo = resolve_model_dir(path)
     if not (repo / "preprocessor_config.json").is_file():
         raise FileNotFoundError(
             f"{str(repo)!r} has no preprocessor_config.json. Save one with "

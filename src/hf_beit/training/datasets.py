@@ -15,6 +15,8 @@ import datasets
 import numpy as np
 from PIL import Image
 
+from ..hub import is_hub_id, resolve_dataset_dir
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -204,11 +206,14 @@ def segmentation_schema(
 
 
 def load_source(source: str | Path, task: str) -> datasets.DatasetDict:
-    """Resolve ``--dataset``/``--data-dir``: "digits", a ``save_to_disk`` directory, an image folder or mask folder."""
+    """Resolve ``--dataset``/``--data-dir``: "digits", a ``save_to_disk`` directory, an image folder or mask folder,
+    or a Hub dataset id (``org/name``; its snapshot from the HF cache, so ``HF_HUB_OFFLINE=1`` works)."""
     if str(source) == "digits":
         if task != "classification":
             raise DataError("The built-in digits dataset is for classification only.")
         return load_digits_dataset()
+    if is_hub_id(source):
+        return datasets.load_dataset(str(resolve_dataset_dir(str(source))))
     path = Path(source)
     if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
         loaded = datasets.load_from_disk(str(path))

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from .. import BeitConfig
+from ..hub import resolve_model_dir
 from ..retargeting import RetargetingError, retarget_config, retarget_state_dict
 from ..tasks import get_task
 
@@ -28,8 +29,9 @@ class InitCheckpointError(ValueError):
 
 
 def read_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a saved model directory: ``model.safetensors`` (single or sharded) or ``pytorch_model.bin``."""
-    model_dir = Path(model_dir)
+    """Tensors of a saved model (folder or Hub id): ``model.safetensors`` (single or sharded) or
+    ``pytorch_model.bin`` (read with ``weights_only=True``)."""
+    model_dir = resolve_model_dir(model_dir)
     single, index = model_dir / "model.safetensors", model_dir / "model.safetensors.index.json"
     if single.is_file():
         return load_file(str(single))
@@ -48,7 +50,8 @@ def read_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
 def finetune_config(checkpoint_dir: str | Path, task: str, id2label: dict[int, str], **overrides) -> BeitConfig:
     """The config for fine-tuning ``checkpoint_dir`` on ``task`` with the labels ``id2label``."""
     try:
-        return retarget_config(BeitConfig.from_pretrained(str(checkpoint_dir)), task, id2label=id2label, **overrides)
+        source = BeitConfig.from_pretrained(str(resolve_model_dir(checkpoint_dir)))
+        return retarget_config(source, task, id2label=id2label, **overrides)
     except RetargetingError as error:
         raise InitCheckpointError(f"Cannot fine-tune {checkpoint_dir} for {task}: {error}") from error
 
@@ -79,6 +82,7 @@ def build_model(
     if init_from is None:
         _scale_new_head(model, task, head_init_scale)
         return model
+    init_from = resolve_model_dir(init_from)
     checkpoint_config = BeitConfig.from_pretrained(str(init_from))
     try:
         retargeted = retarget_state_dict(read_state_dict(init_from), checkpoint_config, model.config)

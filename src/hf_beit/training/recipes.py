@@ -15,6 +15,7 @@ import torch
 from transformers import TrainingArguments
 
 from .. import BEIT_PRESETS, BeitConfig
+from ..hub import resolve_model_dir
 from ..retargeting import segmentation_out_indices
 from .augment import (
     BEIT_MEAN,
@@ -172,8 +173,9 @@ def _label_column(args: FinetuneArguments, train: datasets.Dataset) -> str:
 
 def _normalisation(args: FinetuneArguments) -> tuple[list[float], list[float]]:
     """Mean/std of the checkpoint's ``preprocessor_config.json`` when fine-tuning, else BEiT's 0.5/0.5."""
-    if args.init_from is not None and (Path(args.init_from) / "preprocessor_config.json").is_file():
-        saved = json.loads((Path(args.init_from) / "preprocessor_config.json").read_text())
+    saved_file = resolve_model_dir(args.init_from) / "preprocessor_config.json" if args.init_from else None
+    if saved_file is not None and saved_file.is_file():
+        saved = json.loads(saved_file.read_text())
         if "image_mean" in saved and "image_std" in saved:
             return list(saved["image_mean"]), list(saved["image_std"])
     return list(BEIT_MEAN), list(BEIT_STD)
