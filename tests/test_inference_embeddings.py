@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -9,7 +10,7 @@ from PIL import Image
 from test_inference_utils import random_image, tiny_classifier, tiny_config, tiny_processor
 
 import hf_beit
-from hf_beit.inference.attention_maps import attention_maps
+from hf_beit.inference.attention_maps import AttentionMaps, attention_maps
 from hf_beit.inference.embeddings import extract_embeddings
 
 
@@ -77,13 +78,30 @@ def test_attention_maps_switch_stock_sdpa_model_to_eager_and_back(tmp_path):
     torch.testing.assert_close(maps.maps, attention_maps(model, tiny_processor(), image).maps, rtol=1e-4, atol=1e-5)
 
 
-def test_attention_overlay_png(tmp_path):
-    image = random_image(40, 30, seed=2)
-    maps = attention_maps(tiny_classifier(), tiny_processor(), image)
+def test_attention_sheet_png(tmp_path):
+    maps = attention_maps(tiny_classifier(), tiny_processor(), random_image(40, 30, seed=2))
     path = maps.save(tmp_path / "att" / "maps.png")
-    sheet = Image.open(path)
-    assert sheet.size == (3 * 40, 2 * 30)  # image + 4 heads in a 3-column grid
-    assert sheet.crop((0, 0, 40, 30)).tobytes() == image.tobytes()
-    heads = [sheet.crop((x * 40, y * 30, x * 40 + 40, y * 30 + 30)) for y, x in [(0, 1), (0, 2), (1, 0)]]
+    sheet = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    tile, band = 32, 32 + 14  # the model's 32x32 view, then a caption band of 14 px
+    assert sheet.shape == (2 * band, 3 * tile + 48, 3)  # view + 4 heads in a 3-column grid, colour scale on the right
+    assert np.array_equal(sheet[:tile, :tile], np.asarray(maps.image))  # first tile: what the model saw
+    heads = [sheet[y * band:y * band + tile, x * tile:(x + 1) * tile] for y, x in [(0, 1), (0, 2), (1, 0)]]
     assert len({h.tobytes() for h in heads}) == 3  # every head draws its own map
+    assert (sheet[tile:band, :3 * tile] < 128).any()  # captions are written under the tiles
+    scale = sheet[14:-14, 3 * tile + 6]
+    assert scale[0].sum() > scale[len(scale) // 2].sum() > scale[-1].sum()  # bright (max) on top, dark (min) below
     assert sorted(p.name for p in (tmp_path / "att").iterdir()) == ["maps.png"]
+
+
+def test_maps_lie_on_the_crop_the_model_saw(tmp_path):
+    """A wide photo centre-cropped by the processor: the maps are drawn on that crop, not on the stretched photo."""
+    processor = hf_beit.BeitImageProcessor(size={"shortest_edge": 32}, do_center_crop=True, crop_size=32)
+    photo = random_image(64, 32, seed=5)
+    photo.save(tmp_path / "photo.png")
+    maps = attention_maps(tiny_classifier(), processor, str(tmp_path / "photo.png"))  # a file path works too
+    assert np.array_equal(np.asarray(maps.image), np.asarray(photo.crop((16, 0, 48, 32))))
+    peaked = torch.zeros(1, 4, 4)
+    peaked[0, 1, 2] = 1.0  # all attention on patch (row 1, column 2)
+    heat = np.asarray(AttentionMaps(peaked, maps.image, 0).overlays(alpha=1.0)[0])
+    bright = np.argwhere(heat.sum(-1) == heat.sum(-1).max())
+    assert bright[:, 0].min() == 8 and bright[:, 0].max() == 15 and bright[:, 1].min() == 16 and bright[:, 1].max() == 23
