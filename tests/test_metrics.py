@@ -56,8 +56,12 @@ def test_average_precision_matches_sklearn_including_ties():
 def test_multilabel_f1_and_map_match_sklearn():
     targets = RNG.integers(0, 2, size=(60, 5))
     scores = targets * 1.5 + RNG.normal(size=(60, 5))
-    result = multilabel_metrics(scores - 0.75, targets, threshold=0.0)
-    predicted = (scores - 0.75) > 0
+    result = multilabel_metrics(scores - 0.75, targets)  # default: probability 0.5
+    predicted = 1 / (1 + np.exp(-(scores - 0.75))) > 0.5
+    strict = multilabel_metrics(scores, targets, threshold=0.9)
+    assert strict["f1_micro"] == pytest.approx(f1_score(targets, 1 / (1 + np.exp(-scores)) > 0.9, average="micro"))
+    with pytest.raises(ValueError, match="probability"):
+        multilabel_metrics(scores, targets, threshold=0.0)
     assert result["f1_micro"] == pytest.approx(f1_score(targets, predicted, average="micro"))
     assert result["f1_macro"] == pytest.approx(f1_score(targets, predicted, average="macro"))
     assert result["mAP"] == pytest.approx(average_precision_score(targets, scores, average="macro"))

@@ -57,17 +57,21 @@ def average_precision(scores, targets) -> float:
     return float((recall_steps * precision).sum())
 
 
-def multilabel_metrics(scores, references, threshold: float = 0.0) -> dict[str, float]:
-    """Micro/macro F1 (``scores > threshold``) and mean average precision over classes with a positive.
+def multilabel_metrics(scores, references, threshold: float = 0.5) -> dict[str, float]:
+    """Micro/macro F1 (a class is predicted when ``sigmoid(logit) > threshold``) and mean average precision over
+    classes with a positive.
 
-    ``scores`` are logits by default (threshold 0 = probability 0.5); ``references`` is a multi-hot (N, C) array.
+    ``scores`` are logits; ``threshold`` is a probability, the same as ``hf-beit predict --threshold``;
+    ``references`` is a multi-hot (N, C) array.
     """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold is a probability in (0, 1), got {threshold}.")
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(references)
     if scores.ndim != 2 or scores.shape != targets.shape:
         raise ValueError(f"scores {scores.shape} and references {targets.shape} must both be (N, num_classes).")
     targets = targets.astype(bool)
-    predicted = scores > threshold
+    predicted = scores > np.log(threshold / (1.0 - threshold))  # sigmoid(s) > t  <=>  s > logit(t)
     tp = (predicted & targets).sum(axis=0).astype(np.float64)
     fp = (predicted & ~targets).sum(axis=0).astype(np.float64)
     fn = (~predicted & targets).sum(axis=0).astype(np.float64)

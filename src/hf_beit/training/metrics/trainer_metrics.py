@@ -27,7 +27,7 @@ def single_label_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
 
 def multi_label_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
     """Micro/macro F1 at sigmoid 0.5 and mAP."""
-    return multilabel_metrics(_logits(eval_pred.predictions), np.asarray(eval_pred.label_ids), threshold=0.0)
+    return multilabel_metrics(_logits(eval_pred.predictions), np.asarray(eval_pred.label_ids), threshold=0.5)
 
 
 def segmentation_metrics_fn(num_labels: int, ignore_index: int = 255) -> Callable[[EvalPrediction], dict[str, float]]:

@@ -8,9 +8,9 @@ from hf_beit.training.metrics.functional import multilabel_metrics
 _DESCRIPTION = "Micro and macro F1 of thresholded scores, and mean average precision over classes."
 _KWARGS = """
 Args:
-    predictions (list of list of float): per-class scores (logits by default), shape (N, num_classes).
+    predictions (list of list of float): per-class logits, shape (N, num_classes).
     references (list of list of int): multi-hot targets, shape (N, num_classes).
-    threshold (float, default 0.0): a class is predicted when its score is above it (0.0 = sigmoid 0.5 on logits).
+    threshold (float, default 0.5): a class is predicted when its sigmoid probability is above it.
 Returns:
     f1_micro, f1_macro, mAP (float): in [0, 1]; mAP averages only classes with at least one positive.
 """
@@ -30,5 +30,5 @@ class MultiLabel(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, threshold: float = 0.0):
+    def _compute(self, predictions, references, threshold: float = 0.5):
         return multilabel_metrics(predictions, references, threshold=threshold)
