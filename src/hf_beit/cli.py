@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "hf_beit.inference.cli",
     "hf_beit.conversion.cli",
     "hf_beit.export.cli",
+    "hf_beit.evaluation.cli",
 )
 
 
