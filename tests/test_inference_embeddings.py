@@ -10,7 +10,7 @@ from PIL import Image
 from test_inference_utils import random_image, tiny_classifier, tiny_config, tiny_processor
 
 import hf_beit
-from hf_beit.inference.attention_maps import AttentionMaps, attention_maps
+from hf_beit.inference.attention_pictures import AttentionMaps, attention_maps
 from hf_beit.inference.embeddings import extract_embeddings
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .._lazy import by_module, lazy_attributes
 
 _EXPORTS = by_module({
-    "attention_maps": ("AttentionMaps", "attention_maps"),
+    "attention_pictures": ("AttentionMaps", "attention_maps"),
     "embeddings": ("extract_embeddings",),
     "pipelines": ("pipeline",),
     "predict": ("class_probabilities", "predict_images", "top_predictions"),
