@@ -60,6 +60,7 @@ def test_multilabel_run_learns_via_cli(tmp_path):
     assert saved.config.problem_type == "multi_label_classification"
     assert saved.config.id2label == {0: "blue", 1: "green", 2: "red"}
     assert (out / "model" / "preprocessor_config.json").is_file()
+    assert (out / "loss.png").is_file() and (out / "metrics.png").is_file()  # curves of the run
 
 
 def test_segmentation_run_learns(tmp_path):

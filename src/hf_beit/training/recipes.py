@@ -28,6 +28,7 @@ from .augment import (
 )
 from .checkpoints import resume_path, save_final_model
 from .collators import collate_pixel_batch
+from .curves import write_curves
 from .datasets import LabelSchema, infer_label_schema, load_source, segmentation_schema, with_validation_split
 from .init_from import build_model, finetune_config
 from .metrics.trainer_metrics import (
@@ -317,6 +318,7 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         (Path(args.output_dir) / "arguments.json").write_text(
             json.dumps(dataclasses.asdict(args), indent=2, default=str)
         )
+        write_curves(Path(args.output_dir) / "training_log.jsonl", args.output_dir)  # loss.png, metrics.png
     return metrics
 
 
