@@ -13,7 +13,7 @@ from hf_beit.training.curves import write_curves
 
 def _pixels_of(path, colour) -> np.ndarray:
     picture = np.asarray(Image.open(path).convert("RGB")).astype(int)
-    return np.argwhere((np.abs(picture - np.array(colour)).sum(-1) < 30))
+    return np.argwhere(np.abs(picture - np.array(colour)).sum(-1) < 30)
 
 
 def test_a_falling_loss_is_drawn_falling(tmp_path):
