@@ -17,10 +17,12 @@ __version__ = "0.1.0"
 
 # Heavier parts (torchvision, scipy, datasets) are imported on first use.
 _LAZY = {
+    "BeitClsPretrainingHead": "cls_pretraining",
     "BeitImageProcessor": "image_processing_beit",
     "MaskingGenerator": "masking",
     "DalleEncoder": "tokenizers.dalle",
     "KMeansPatchTokenizer": "tokenizers.kmeans",
+    "VQKDTokenizer": "tokenizers.vqkd",
     "load_visual_tokenizer": "tokenizers.base",
     "optimize_for_inference": "acceleration",
     "pipeline": "inference.pipelines",
@@ -32,6 +34,7 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 __all__ = [
     "BEIT_PRESETS",
     "BeitBackbone",
+    "BeitClsPretrainingHead",
     "BeitConfig",
     "BeitForImageClassification",
     "BeitForMaskedImageModeling",
@@ -42,6 +45,7 @@ __all__ = [
     "DalleEncoder",
     "KMeansPatchTokenizer",
     "MaskingGenerator",
+    "VQKDTokenizer",
     "load_visual_tokenizer",
     "optimize_for_inference",
     "pipeline",
