@@ -14,15 +14,22 @@ import pytest
 import torch
 import transformers
 from huggingface_hub import ModelCard
-from test_conversion_reference import block, encoder, make_backbone, make_mim_checkpoint, mim_logits, upernet_logits
 from test_conversion_reference import _ln as layer_norm
-from test_conversion_reference import make_upernet_checkpoint
+from test_conversion_reference import (
+    block,
+    encoder,
+    make_backbone,
+    make_mim_checkpoint,
+    make_upernet_checkpoint,
+    mim_logits,
+    upernet_logits,
+)
 
 import hf_beit
+from hf_beit.cls_pretraining import CLS_HEAD_WEIGHTS_NAME
 from hf_beit.configuration_beit import MODEL_SIZES
 from hf_beit.conversion import RELEASED_CHECKPOINTS, ConversionError, convert_checkpoint, inspect_state_dict
 from hf_beit.conversion.release_cards import release_facts
-from hf_beit.cls_pretraining import CLS_HEAD_WEIGHTS_NAME
 
 TOL = 1e-4
 HEADS = 4

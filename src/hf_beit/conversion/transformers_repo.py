@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,13 +95,31 @@ def read_transformers_repo(path: str | os.PathLike) -> TransformersRepo:
     return TransformersRepo(path, config, _read_weights(path), architectures[0], processor)
 
 
+# transformers 5.x saves data2vec-vision's UPerNet/FCN heads under its in-memory names; classic (4.x) names are
+# mmseg's ConvModule names (conv/bn), which hf_beit uses.
+_HEAD_RULES = (
+    (r"decode_head\.psp_modules\.blocks\.(\d+)\.conv\.", r"decode_head.psp_modules.\1.1."),
+    (r"decode_head\.psp_bottleneck\.", "decode_head.bottleneck."),
+    (r"((?:decode|auxiliary)_head\..*)\.convolution\.weight$", r"\1.conv.weight"),
+    (r"((?:decode|auxiliary)_head\..*)\.normalization\.", r"\1.bn."),
+)
+
+
+def _classic_head_name(key: str) -> str:
+    for pattern, replacement in _HEAD_RULES:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
 def rename_weights(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """``{prefix}.`` -> ``beit.``; ``relative_position_index`` buffers dropped; everything else as saved."""
+    """``{prefix}.`` -> ``beit.``; segmentation heads in transformers 5.x names -> classic (mmseg ConvModule)
+    names; ``relative_position_index`` buffers dropped; everything else as saved."""
     renamed = {}
     for key, value in state_dict.items():
         if "relative_position_index" in key:
             continue
-        renamed["beit." + key[len(prefix) + 1 :] if key.startswith(prefix + ".") else key] = value
+        key = "beit." + key[len(prefix) + 1 :] if key.startswith(prefix + ".") else _classic_head_name(key)
+        renamed[key] = value
     return renamed
 
 
