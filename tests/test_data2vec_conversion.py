@@ -102,7 +102,7 @@ def test_segmentation_weights_match_transformers_at_its_taps(tmp_path):
 def test_registry_entry_fixes_labels_processor_and_licence(tmp_path, monkeypatch):
     tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
     monkeypatch.setitem(MODEL_SIZES, "base", tiny)
-    folder, reference = _save(
+    folder, _ = _save(
         tmp_path, "Data2VecVisionForImageClassification", num_labels=1000, image_size=224, patch_size=16,
         **tiny,
     )

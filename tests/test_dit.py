@@ -66,7 +66,7 @@ def tiny_base(monkeypatch):
 
 
 def test_hub_repo_conversion_fixes_rvl_cdip_labels_and_processor(tmp_path, tiny_base):
-    folder, stock = _stock_repo(
+    folder, _ = _stock_repo(
         tmp_path, "BeitForImageClassification", num_labels=16, image_size=224, patch_size=16, intermediate_size=64
     )
     result = convert_checkpoint(
