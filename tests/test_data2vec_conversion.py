@@ -127,3 +127,13 @@ def test_refusals(tmp_path):
         _convert(tmp_path / "vit", tmp_path / "b")
     with pytest.raises(ConversionError, match="does not match the registry entry"):
         _convert(folder, tmp_path / "c", model_name="facebook/data2vec-vision-large")
+
+
+def test_convert_command_takes_a_repo_folder(tmp_path, capsys):
+    from hf_beit.cli import main
+
+    folder, _ = _save(tmp_path, "Data2VecVisionForImageClassification", num_labels=3)
+    assert main(["convert", "--checkpoint", str(folder), "--output", str(tmp_path / "out")]) == 0
+    assert "Wrote" in capsys.readouterr().out
+    assert main(["convert", "--checkpoint", str(folder), "--output", str(tmp_path / "x"), "--num-heads", "4"]) == 2
+    assert "original checkpoints only" in capsys.readouterr().err
