@@ -9,8 +9,9 @@ from ..command_errors import guarded
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..configuration_beit import BeitConfig
     from ..inference._loading import check_local_repo, load_image_processor
-    from ..modeling_beit import BeitModel
+    from ..tasks import TASKS, task_of_config
     from .run import PLOT_NAME, RESULTS_NAME, probe_model, write_probe_outputs
     from .train import ProbeSettings
 
@@ -21,7 +22,8 @@ def _run(args: argparse.Namespace) -> int:
     results = {}
     for path in args.models:
         repo = check_local_repo(path)
-        model = BeitModel.from_pretrained(str(repo), add_pooling_layer=False).to(args.device)
+        task = task_of_config(BeitConfig.from_pretrained(str(repo))) or TASKS["embeddings"]
+        model = task.model_class.from_pretrained(str(repo)).to(args.device)  # its own class: no dropped-key report
         result = probe_model(model, load_image_processor(repo), args.data, settings, args.eval_split, not args.quiet)
         results[repo.name if repo.name not in results else str(repo)] = result
         best = result.best_block
