@@ -169,18 +169,21 @@ def encoder(sd, pixel_values, heads, bool_masked_pos=None) -> list[torch.Tensor]
     x = torch.cat([sd["cls_token"].expand(x.shape[0], -1, -1), x], dim=1)
     if "pos_embed" in sd:
         x = x + sd["pos_embed"]
-    shared = sd.get("rel_pos_bias.relative_position_bias_table")
     outputs = []
     for i in range(1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))):
-        b = f"blocks.{i}."
-        table = sd.get(b + "attn.relative_position_bias_table", shared)
-        bias = None if table is None else _bias(table, window)
-        gamma_1, gamma_2 = sd.get(b + "gamma_1", 1.0), sd.get(b + "gamma_2", 1.0)
-        x = x + gamma_1 * _attention(sd, b + "attn.", _ln(sd, b + "norm1", x), heads, bias)
-        hidden = F.gelu(F.linear(_ln(sd, b + "norm2", x), sd[b + "mlp.fc1.weight"], sd[b + "mlp.fc1.bias"]))
-        x = x + gamma_2 * F.linear(hidden, sd[b + "mlp.fc2.weight"], sd[b + "mlp.fc2.bias"])
+        x = block(sd, f"blocks.{i}.", x, heads, window)
         outputs.append(x)
     return outputs
+
+
+def block(sd, b, x, heads, window):
+    """One original block (keys under prefix ``b``); its own relative table, else the shared one, else none."""
+    table = sd.get(b + "attn.relative_position_bias_table", sd.get("rel_pos_bias.relative_position_bias_table"))
+    bias = None if table is None else _bias(table, window)
+    gamma_1, gamma_2 = sd.get(b + "gamma_1", 1.0), sd.get(b + "gamma_2", 1.0)
+    x = x + gamma_1 * _attention(sd, b + "attn.", _ln(sd, b + "norm1", x), heads, bias)
+    hidden = F.gelu(F.linear(_ln(sd, b + "norm2", x), sd[b + "mlp.fc1.weight"], sd[b + "mlp.fc1.bias"]))
+    return x + gamma_2 * F.linear(hidden, sd[b + "mlp.fc2.weight"], sd[b + "mlp.fc2.bias"])
 
 
 def mim_logits(sd, pixel_values, heads, bool_masked_pos):

@@ -17,6 +17,8 @@ _LAZY = by_module({
     "tokenizers.dalle": ("DalleEncoder",),
     "tokenizers.kmeans": ("KMeansPatchTokenizer",),
     "tokenizers.base": ("load_visual_tokenizer",),
+    "tokenizers.vqkd": ("VQKDTokenizer",),
+    "cls_pretraining": ("BeitClsPretrainingHead",),
     "acceleration": ("optimize_for_inference",),
     "inference.pipelines": ("pipeline",),
 })
@@ -27,6 +29,7 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 __all__ = [
     "BEIT_PRESETS",
     "BeitBackbone",
+    "BeitClsPretrainingHead",
     "BeitConfig",
     "BeitForImageClassification",
     "BeitForMaskedImageModeling",
@@ -37,6 +40,7 @@ __all__ = [
     "DalleEncoder",
     "KMeansPatchTokenizer",
     "MaskingGenerator",
+    "VQKDTokenizer",
     "load_visual_tokenizer",
     "optimize_for_inference",
     "pipeline",

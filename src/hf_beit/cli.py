@@ -13,6 +13,7 @@ _COMMAND_MODULES = (
     "hf_beit.pretraining.cli",
     "hf_beit.inference.cli",
     "hf_beit.conversion.cli",
+    "hf_beit.probing.cli",
     "hf_beit.export.cli",
     "hf_beit.evaluation.cli",
 )

@@ -8,7 +8,10 @@ from ..command_errors import guarded
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="original .pth/.pt file (unilm, DeepSpeed or mmseg)")
+    parser.add_argument(
+        "--checkpoint", required=True,
+        help="original .pth/.pt file (unilm, DeepSpeed or mmseg), or a transformers repo folder (data2vec-vision)",
+    )
     parser.add_argument("--output", required=True, help="directory to write (created atomically)")
     parser.add_argument("--model-name", help="registry entry, e.g. beit_base_patch16_224_pt22k_ft22kto1k")
     parser.add_argument(
@@ -17,6 +20,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="target resolution; position tables are resized")
     parser.add_argument("--num-labels", type=int, help="size of a new classification/segmentation head")
     parser.add_argument("--num-heads", type=int, help="attention heads (only for checkpoints without relative bias)")
+    parser.add_argument(
+        "--cls-pretraining-head", choices=("keep", "drop"), default="keep",
+        help="BEiT v2 pre-training checkpoints: write the CLS-pretraining head to cls_pretraining_head.safetensors "
+        "(keep, default) or leave it out (drop)",
+    )
+    parser.add_argument(
+        "--cls-head-early-layers", type=int, metavar="N",
+        help="block feeding the CLS-pretraining head (BEiT v2: 9 base, 21 large; the registry entry gives it)",
+    )
     parser.add_argument("--use-ema", action="store_true", help="take the 'model_ema' weights")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip loading the written repo")
@@ -31,6 +43,8 @@ _OPTIONS = {
     "image_size": "image_size",
     "num_labels": "num_labels",
     "num_attention_heads": "num_heads",
+    "cls_pretraining_head": "cls_pretraining_head",
+    "cls_head_early_layers": "cls_head_early_layers",
     "use_ema": "use_ema",
     "overwrite": "overwrite",
     "verify": "verify",

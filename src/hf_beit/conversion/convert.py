@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from ..data.labels import id2label_for
 from ..retargeting import RetargetingError, retarget_config, retarget_state_dict
 from .checkpoint import load_original_checkpoint
+from .cls_head import plan_cls_head, split_cls_pretraining_head
 from .config_inference import CheckpointFacts, build_config, inspect_state_dict
 from .errors import ConversionError
 from .families import BEIT
@@ -40,9 +41,10 @@ class ConversionResult:
     output: Path
     task: str
     config: object
-    facts: CheckpointFacts
+    facts: CheckpointFacts | None  # None for transformers-format sources
     new_head_keys: list[str] = field(default_factory=list)
     timm_max_abs_diff: float | None = None
+    reference_max_abs_diff: float | None = None  # transformers-format sources: vs transformers' own class
     commit_url: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -77,6 +79,8 @@ def convert_checkpoint(
     image_size: int | None = None,
     num_labels: int | None = None,
     num_attention_heads: int | None = None,
+    cls_pretraining_head: str = "keep",
+    cls_head_early_layers: int | None = None,
     use_ema: bool = False,
     overwrite: bool = False,
     verify: bool = True,
@@ -94,13 +98,34 @@ def convert_checkpoint(
     re-target the checkpoint (e.g. MIM -> classification, 224 -> 384) with :mod:`hf_beit.retargeting`, the code
     ``hf-beit train --init-from`` uses. ``num_attention_heads`` is required for checkpoints without a
     relative-position table (the head count cannot be read from them) unless the registry entry gives it.
+    BEiT v2 pre-training checkpoints also hold a CLS-pretraining head: ``cls_pretraining_head="keep"`` writes it to
+    ``cls_pretraining_head.safetensors`` (``cls_head_early_layers``, or the registry entry, says which block feeds
+    it), ``"drop"`` leaves it out. A directory written by transformers' ``save_pretrained`` (data2vec-vision, or a
+    BEiT repo) is converted by :func:`.transformers_repo.convert_transformers_repo`.
     """
+    if Path(checkpoint).is_dir():
+        from .convert_repo import convert_transformers_repo
+
+        unsupported = {
+            "--task": task, "--image-size": image_size, "--num-labels": num_labels, "--num-heads": num_attention_heads,
+            "--use-ema": use_ema, "--cls-head-early-layers": cls_head_early_layers,
+        }
+        given = [option for option, value in unsupported.items() if value]
+        if given:
+            raise ConversionError(
+                f"{', '.join(given)} apply to original checkpoints only; {checkpoint} is a transformers repo. "
+                "Convert it first, then re-target with hf-beit train --init-from."
+            )
+        return convert_transformers_repo(
+            checkpoint, output, model_name=model_name, overwrite=overwrite, verify=verify, repo_id=repo_id,
+            push_to_hub=push_to_hub, hub_endpoint=hub_endpoint, hub_token=hub_token, log=log,
+        )
     bar = tqdm(total=5, desc="Converting", disable=not progress, unit="step")
     try:
         check_output_dir(output, overwrite)
         entry = get_released_checkpoint(model_name) if model_name else None
         original = load_original_checkpoint(checkpoint, use_ema=use_ema)
-        state_dict = strip_backbone_prefix(original.state_dict)
+        state_dict, cls_head = split_cls_pretraining_head(strip_backbone_prefix(original.state_dict))
         facts = inspect_state_dict(state_dict)
         if entry is not None:
             _validate_entry(facts, entry)
@@ -111,6 +136,11 @@ def convert_checkpoint(
             num_labels = entry.num_labels
         if num_attention_heads is None and entry is not None:
             num_attention_heads = entry.architecture["num_attention_heads"]
+        if cls_head_early_layers is None and entry is not None:
+            cls_head_early_layers = entry.cls_pretraining_early_layers
+        kept_head, head_note = plan_cls_head(
+            cls_head, task, facts.num_hidden_layers, cls_pretraining_head, cls_head_early_layers
+        )
         bar.update()
 
         source_labels, _ = _labels(facts.task, facts.num_labels, entry)
@@ -127,6 +157,7 @@ def convert_checkpoint(
             *retargeted.notes,
             *retargeted.warnings,
             *RENAMING_NOTES,
+            *([head_note] if head_note else []),
         ]
         if facts.num_attention_heads is None:
             notes.append(f"No relative-position table: {config.num_attention_heads} attention heads as given.")
@@ -161,6 +192,8 @@ def convert_checkpoint(
                 f"Loaded {folder.name} with {type(model).__module__.split('.')[0]}.{type(model).__name__}: "
                 f"no unexpected weights, {len(missing)} newly initialised."
             )
+            if kept_head is not None:
+                kept_head.check(folder, config)
             if comparable:
                 result.timm_max_abs_diff = compare_with_timm(original.state_dict, model)
                 if result.timm_max_abs_diff is not None:
@@ -174,6 +207,7 @@ def convert_checkpoint(
             readme=str(card),
             overwrite=overwrite,
             check=check,
+            write_extra=kept_head.write if kept_head is not None else None,
         )
         bar.update()
         if push_to_hub:

@@ -14,12 +14,18 @@ from .registry import ReleasedCheckpoint
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
 _PIPELINE_TAGS = {
     "mim": "image-feature-extraction",
+    "embeddings": "image-feature-extraction",
     "classification": "image-classification",
     "segmentation": "image-segmentation",
 }
-_DATASETS = {"imagenet-1k": "imagenet-1k", "imagenet-22k": "imagenet-21k", "ade20k": "scene_parse_150"}
+_DATASETS = {
+    "imagenet-1k": "imagenet-1k",
+    "imagenet-22k": "imagenet-21k",
+    "ade20k": "scene_parse_150",
+    "rvl-cdip": "aharley/rvl_cdip",
+}
 _LABELS = {
-    None: "none (visual-token vocabulary of 8192 DALL-E codes)",
+    "rvl-cdip": "RVL-CDIP, 16 document classes (0 = letter ... 15 = memo, the dataset's label order)",
     "imagenet-1k": "ImageNet-1k, 1000 classes (WordNet lemmas in `config.id2label`)",
     "imagenet-22k": "ImageNet-22k, 21841 classes numbered 0..21840 without gaps (sorted wnids of the non-empty "
     "classes; the Hub copy's id2label has gaps at 9205/15027)",
@@ -35,8 +41,10 @@ _CODE_TAIL = {
     "mim": (
         "num_patches = (model.config.image_size // model.config.patch_size) ** 2\n"
         "bool_masked_pos = torch.zeros(1, num_patches, dtype=torch.bool)\nbool_masked_pos[:, :75] = True\n"
-        "logits = model(**inputs, bool_masked_pos=bool_masked_pos).logits  # (1, {patches}, 8192) visual-token logits"
+        "logits = model(**inputs, bool_masked_pos=bool_masked_pos).logits  # (1, {patches}, {vocab}) visual-token "
+        "logits"
     ),
+    "embeddings": "outputs = model(**inputs)\nfeatures = outputs.pooler_output  # (1, {hidden}) image embedding",
     "classification": "logits = model(**inputs).logits\nprint(model.config.id2label[logits.argmax(-1).item()])",
     "segmentation": (
         "outputs = model(**inputs)\n"
@@ -45,9 +53,10 @@ _CODE_TAIL = {
 }
 
 
-def _code(task: str, repo: str, cls: str, patches: int) -> str:
-    head = ("import torch\n" if task == "mim" else "") + _CODE_HEAD.format(cls=cls, repo=repo)
-    return head + _CODE_TAIL[task].format(patches=patches)
+def _code(task: str, repo: str, config) -> str:
+    head = ("import torch\n" if task == "mim" else "") + _CODE_HEAD.format(cls=config.architectures[0], repo=repo)
+    patches = (config.image_size // config.patch_size) ** 2
+    return head + _CODE_TAIL[task].format(patches=patches, vocab=config.vocab_size, hidden=config.hidden_size)
 
 
 def _size_name(hidden_size: int) -> str | None:
@@ -61,6 +70,7 @@ def _number(value: float) -> str:
 def _eval_results(entry: ReleasedCheckpoint | None) -> list[EvalResult] | None:
     if entry is None or not entry.metrics:
         return None
+    family = entry.family
     return [
         EvalResult(
             task_type=m.task,
@@ -70,33 +80,41 @@ def _eval_results(entry: ReleasedCheckpoint | None) -> list[EvalResult] | None:
             metric_value=m.value,
             metric_name=m.name,
             dataset_split="validation",
-            source_name="BEiT (unilm README)",
-            source_url="https://github.com/microsoft/unilm/tree/master/beit",
+            source_name=f"{family.title} ({family.code_repo.split('/')[-1]} README)",
+            source_url=family.code_url,
         )
         for m in entry.metrics
     ]
 
 
 def _card_data(
-    config, task: str, entry: ReleasedCheckpoint | None, model_name: str, family: CheckpointFamily
+    config, task: str, entry: ReleasedCheckpoint | None, model_name: str, family: CheckpointFamily, known: bool
 ) -> ModelCardData:
     datasets = []
     if entry is not None:
-        datasets = ["imagenet-1k" if "ImageNet-1k" in entry.pretraining else "imagenet-21k"]
+        if "ImageNet" in entry.pretraining:
+            datasets.append("imagenet-1k" if "ImageNet-1k" in entry.pretraining else "imagenet-21k")
         datasets += [_DATASETS[entry.label_set]] if entry.label_set else []
     tags = ["vision", "beit", "hf_beit", _PIPELINE_TAGS[task]] + (["masked-image-modeling"] if task == "mim" else [])
+    if entry is not None and family.name not in tags:
+        tags.insert(2, family.name)
+    licence = family.licence
+    extra = {"license_name": licence.name, "license_link": licence.link} if known and licence.name else {}
     return ModelCardData(
-        license=family.licence if entry else "other",
+        license=licence.spdx if known else "other",
         library_name="transformers",
         pipeline_tag=_PIPELINE_TAGS[task],
         tags=tags,
         datasets=sorted(set(datasets)) or None,
         model_name=model_name,
         eval_results=_eval_results(entry),
+        **extra,
     )
 
 
-def _preprocessing_text(processor: BeitImageProcessor, size: int, entry: ReleasedCheckpoint | None) -> str:
+def _preprocessing_text(
+    processor: BeitImageProcessor, size: int, entry: ReleasedCheckpoint | None, family: CheckpointFamily
+) -> str:
     stats = "0.5/0.5" if tuple(processor.image_mean) == (0.5, 0.5, 0.5) else "the ImageNet mean/std"
     if processor.do_reduce_labels:
         text = (
@@ -110,33 +128,45 @@ def _preprocessing_text(processor: BeitImageProcessor, size: int, entry: Release
         if entry is not None:
             text += " The published single-scale mIoU was measured this way."
         return text
-    return (
-        f"As unilm's evaluation: bicubic resize of the short side to {processor.size['shortest_edge']}, centre crop "
+    text = (
+        f"As {family.evaluation}: bicubic resize of the short side to {processor.size['shortest_edge']}, centre crop "
         f"{size}x{size} (torchvision's rounding), rescale to [0, 1] and normalise with mean/std {stats} "
-        "(`preprocessor_config.json`). The Hub copies made by transformers' script squash images to the square size "
-        "bilinearly instead."
+        "(`preprocessor_config.json`)."
     )
+    if family.source_format == "transformers":
+        text += " The source repo's own `preprocessor_config.json` is not used."
+    elif entry is None or entry.hub_equivalent:
+        text += " The Hub copies made by transformers' script squash images to the square size bilinearly instead."
+    return text
 
 
-def _limitations(task: str, entry: ReleasedCheckpoint | None) -> list[str]:
+def _limitations(task: str, entry: ReleasedCheckpoint | None, family: CheckpointFamily) -> list[str]:
     items = []
     if entry is not None:
         items += [
             *entry.notes,
             (
-                "Trained on ImageNet (and ADE20k) web photos: accuracy drops on other domains, and "
+                f"Trained on {family.domain}: accuracy drops on other domains, and "
                 "the datasets' label sets and biases are inherited."
             ),
         ]
+        if family.licence.restriction:
+            items.append(family.licence.restriction)
     items.append(
         "Fixed input resolution; other sizes work through interpolation of the position bias but change results."
     )
     if task == "mim":
-        items.append("The head predicts DALL-E tokenizer codes and is not useful on its own; fine-tune instead.")
+        items.append(
+            f"The head predicts {family.tokenizer} tokenizer codes and is not useful on its own; fine-tune instead."
+        )
+    if task == "embeddings":
+        items.append("The encoder has no task head: use its features, or fine-tune it for a task.")
     return items
 
 
-def _details(config, task: str, stats: ModelStats, entry: ReleasedCheckpoint | None, labels: str) -> list:
+def _details(
+    config, task: str, stats: ModelStats, entry: ReleasedCheckpoint | None, labels: str, family: CheckpointFamily
+) -> list:
     size, grid = stats.image_size, stats.image_size // config.patch_size
     position = (
         "absolute position embeddings"
@@ -151,11 +181,14 @@ def _details(config, task: str, stats: ModelStats, entry: ReleasedCheckpoint | N
         + " + linear head",
         "segmentation": f"semantic segmentation: FPN neck + UPerNet head (taps after blocks {config.out_indices})"
         + (" + FCN auxiliary head" if config.use_auxiliary_head else ""),
+        "embeddings": "none (the bare encoder: "
+        + ("final LayerNorm" if not config.use_mean_pooling else "LayerNorm of the mean patch token")
+        + " as the pooled output)",
     }[task]
     rows = [
         (
             "Architecture",
-            f"BEiT{'-' + entry.size if entry else ''}: Vision Transformer with {position}"
+            f"{family.title}{'-' + entry.size if entry else ''}: Vision Transformer with {position}"
             + (" and layer scale" if config.layer_scale_init_value > 0 else ""),
         ),
         ("Task / head", head),
@@ -172,13 +205,17 @@ def _details(config, task: str, stats: ModelStats, entry: ReleasedCheckpoint | N
         ("Compute", f"{_number(stats.gmacs)} GMACs per {size}x{size} image"),
     ]
     if entry is not None:
+        hub_source = family.source_format == "transformers"
+        original = f"[`{entry.hub_equivalent}`]({entry.url}) (transformers format)" if hub_source else (
+            f"[`{entry.name}.pth`]({entry.url})"
+        )
         rows += [
             ("Pre-training", entry.pretraining),
             ("Fine-tuning", entry.finetuning),
-            ("Original checkpoint", f"[`{entry.name}.pth`]({entry.url})"),
-            ("License", "MIT (the license of microsoft/unilm)"),
+            ("Original checkpoint", original),
+            ("License", family.licence.text),
         ]
-        if entry.hub_equivalent:
+        if entry.hub_equivalent and not hub_source:
             rows.append(
                 (
                     "Same weights on the Hub",
@@ -202,43 +239,61 @@ def render_model_card(
     conversion_notes: list[str] | tuple[str, ...] = (),
     preprocessor: BeitImageProcessor | None = None,
     template_path: str | Path = TEMPLATE_PATH,
+    family: CheckpointFamily | None = None,
+    original_format: str = "unilm",
 ) -> ModelCard:
-    """Render the model card of a converted repo (metadata from ``ModelCardData``, body from the template)."""
+    """Render the model card of a converted repo (metadata from ``ModelCardData``, body from the template).
+
+    ``family`` defaults to the entry's (BEiT without one); given without an entry (a data2vec-vision repo of
+    unknown provenance) it still decides the licence. ``original_format`` says what was read: ``"unilm"`` (an
+    original file) or ``"transformers"`` (a repo written by ``save_pretrained``).
+    """
     if not Path(template_path).is_file():
         raise FileNotFoundError(
             f"Model card template {template_path} not found; run from a source checkout of hf_beit."
         )
-    family = entry.family if entry else BEIT
+    known_family = family is not None or entry is not None
+    family = family or (entry.family if entry else BEIT)
     preprocessor = preprocessor or family.preprocessor(task, config.image_size)
     repo = repo_id or (entry.repo_name if entry else original_name)
     label_set = entry.label_set if entry else None
-    labels = _LABELS[label_set] if (entry or task == "mim") else f"{config.num_labels} classes"
+    labels = _label_text(task, config, label_set, family, known=entry is not None)
     size = _size_name(config.hidden_size)
     if entry is None:
-        summary = "A BEiT model converted from an original (unilm-format) checkpoint."
-        source = f"the checkpoint `{original_name}`, a BEiT model in the format of microsoft/unilm."
+        what = "a repo written by transformers" if original_format == "transformers" else "an original (unilm-format) checkpoint"
+        summary = f"A {family.title} model converted from {what}."
+        source = (
+            f"the transformers repo `{original_name}`."
+            if original_format == "transformers"
+            else f"the checkpoint `{original_name}`, a BEiT model in the format of microsoft/unilm."
+        )
     else:
         summary = (
             f"{entry.pretraining}."
-            if task == "mim"
+            if task in ("mim", "embeddings")
             else f"{entry.finetuning[0].upper()}{entry.finetuning[1:]}, after {entry.pretraining[0].lower()}"
             f"{entry.pretraining[1:]}."
         )
+        released = (
+            f"released with the paper [{family.paper_title}]({family.paper_url}) ({family.authors}) in "
+            f"[{family.code_repo}]({family.code_url})."
+        )
         source = (
-            f"the original checkpoint `{entry.name}` released with the paper [{family.paper_title}]"
-            f"({family.paper_url}) ({family.authors}) in [microsoft/unilm]({family.code_url})."
+            f"the Hub repo `{entry.hub_equivalent}` (transformers' copy of the checkpoint {released[:-1]})."
+            if family.source_format == "transformers"
+            else f"the original checkpoint `{entry.name}` {released}"
         )
     return ModelCard.from_template(
-        _card_data(config, task, entry, repo, family),
+        _card_data(config, task, entry, repo, family, known_family),
         template_path=str(template_path),
         title=f"{family.title}{'-' + size if size else ''} ({repo})",
         summary=summary,
         source_sentence=source,
-        details=_details(config, task, stats, entry, labels),
+        details=_details(config, task, stats, entry, labels, family),
         uses=_uses(task, config.num_labels, label_set),
-        code_example=_code(task, repo, config.architectures[0], (stats.image_size // config.patch_size) ** 2),
-        preprocessing_description=_preprocessing_text(preprocessor, stats.image_size, entry),
-        limitations=_limitations(task, entry),
+        code_example=_code(task, repo, config),
+        preprocessing_description=_preprocessing_text(preprocessor, stats.image_size, entry, family),
+        limitations=_limitations(task, entry, family),
         training_description=_training(task, entry),
         metrics=entry.metrics if entry else (),
         no_metrics_text=(
@@ -258,6 +313,14 @@ def render_model_card(
     )
 
 
+def _label_text(task: str, config, label_set: str | None, family: CheckpointFamily, known: bool) -> str:
+    if task == "mim":
+        return f"none (visual-token vocabulary of {config.vocab_size} {family.tokenizer} codes)"
+    if task == "embeddings":
+        return "none (no task head)"
+    return _LABELS[label_set] if known and label_set else f"{config.num_labels} classes"
+
+
 def _uses(task: str, num_labels: int, label_set: str | None) -> str:
     classes = "the 150 ADE20k categories" if label_set == "ade20k" else f"{num_labels} classes"
     return {
@@ -265,15 +328,21 @@ def _uses(task: str, num_labels: int, label_set: str | None) -> str:
         "`model.beit`), or continued masked-image-modeling pre-training with a visual tokenizer.",
         "classification": "Image classification with the label set below, or as a backbone for fine-tuning.",
         "segmentation": f"Semantic segmentation of scenes into {classes}.",
+        "embeddings": "Image embeddings (`pooler_output`, or the patch tokens of `last_hidden_state`), linear probing "
+        "(`hf-beit probe`), or initialisation for fine-tuning.",
     }[task]
 
 
 def _training(task: str, entry: ReleasedCheckpoint | None) -> str:
     if entry is None:
         return "Unknown (no registry entry was given for this checkpoint)."
-    text = f"{entry.pretraining}: about 40% of the patches (75 of 196) are masked block-wise and the model predicts "
-    text += "their DALL-E dVAE codes"
-    text += "; AdamW, batch 2048, lr 1.5e-3, 150 epochs." if "22k" in entry.pretraining else " (see the unilm README)."
-    if task != "mim":
+    family = entry.family
+    text = f"{entry.pretraining}: {family.objective}"
+    text += (
+        "; AdamW, batch 2048, lr 1.5e-3, 150 epochs."
+        if "22k" in entry.pretraining
+        else f" (see [{family.code_repo}]({family.code_url}))."
+    )
+    if task not in ("mim", "embeddings"):
         text += f" Fine-tuning: {entry.finetuning}, with layer-wise learning-rate decay."
     return text

@@ -41,8 +41,11 @@ def write_repo(
     readme: str,
     overwrite: bool = False,
     check: Callable[[Path], None] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write the repo into a temporary directory beside ``output``, run ``check`` on it, then rename into place.
+
+    ``write_extra`` adds files of its own to the staging directory (before ``check``).
 
     Nothing is left behind on error or interruption; an existing ``output`` is only replaced (with ``overwrite``)
     after the new content is complete and checked.
@@ -53,6 +56,8 @@ def write_repo(
         save_file(_materialise(state_dict), staging / WEIGHTS_NAME, metadata={"format": "pt"})
         (staging / PREPROCESSOR_NAME).write_text(json.dumps(preprocessor_config, indent=2) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(readme, encoding="utf-8")
+        if write_extra is not None:
+            write_extra(staging)
         if check is not None:
             check(staging)
     return output

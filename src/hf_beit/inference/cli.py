@@ -46,7 +46,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     resize_scale = None if args.no_resize else (tuple(args.resize_scale) if args.resize_scale else "auto")
     written = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
                             crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
-                            window_batch_size=args.batch_size)
+                            window_batch_size=args.batch_size, tta_scales=args.tta)
     print(f"Wrote {len(written)} masks and overlays to {args.output}", file=sys.stderr)
     return 0
 
@@ -100,6 +100,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="keep-ratio resize to fit LONG x SHORT first (default: 4*crop x crop, e.g. 2560 640)")
     segment.add_argument("--no-resize", action="store_true", help="slide over the image at its own size")
     segment.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    segment.add_argument("--tta", type=float, nargs="*", metavar="RATIO",
+                         help="multi-scale + flip test-time augmentation as mmseg's aug_test, over these ratios of the "
+                              "resize scale (no value: 0.5 0.75 1.0 1.25 1.5 1.75); averages softmax probabilities")
     segment.set_defaults(func=guarded(_run_segment))
 
     serve = subparsers.add_parser("serve", help="HTTP scoring endpoint (Azure ML online-endpoint format)")

@@ -55,12 +55,20 @@ def segment_image(
     stride: int | tuple[int, int] | None = None,
     resize_scale: tuple[int, int] | None | str = "auto",
     window_batch_size: int = 4,
+    tta_scales: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Class-id map ``(height, width)`` (int64) of a PIL image at its original size.
 
     ``crop_size``/``stride`` default to :func:`default_crop_and_stride`. ``resize_scale``: ``"auto"`` =
     ``(4 * crop, crop)`` keep-ratio resize first, ``None`` = keep the image size, or an explicit ``(long, short)``.
+    ``tta_scales``: multi-scale + flip test-time augmentation over these ratios of ``resize_scale`` (empty:
+    mmseg's 0.5-1.75), see :mod:`hf_beit.inference.tta`.
     """
+    if tta_scales is not None:
+        from .tta import tta_class_ids
+
+        return tta_class_ids(model, image_processor, image, tta_scales, crop_size=crop_size, stride=stride,
+                             resize_scale=resize_scale, window_batch_size=window_batch_size)
     default_crop, default_stride = default_crop_and_stride(model.config)
     crop_size = to_pair(default_crop if crop_size is None else crop_size, "crop_size")
     stride = to_pair(default_stride if stride is None else stride, "stride")

@@ -41,9 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--resume", action="store_true", help="Resume from the last checkpoint in --checkpoint-dir.")
 
     tok = parser.add_argument_group("visual tokenizer")
-    tok.add_argument("--tokenizer", choices=("kmeans", "dalle", "saved"), default="kmeans",
+    tok.add_argument("--tokenizer", choices=("kmeans", "dalle", "vqkd", "saved"), default="kmeans",
                      help="kmeans: fit a patch codebook on the data (no download); dalle: OpenAI's dVAE encoder from "
-                          "--tokenizer-path; saved: a folder written by VisualTokenizer.save_pretrained.")
+                          "--tokenizer-path; vqkd: BEiT v2's VQ-KD tokenizer (the released .pth or a saved folder) "
+                          "from --tokenizer-path; saved: a folder written by VisualTokenizer.save_pretrained.")
     tok.add_argument("--tokenizer-path", help="DALL-E encoder weights (encoder.pkl, state dict, .safetensors) or a "
                                               "saved tokenizer folder.")
     tok.add_argument("--trust-pickle", action="store_true",
@@ -101,7 +102,7 @@ def _load_dataset(args: argparse.Namespace, image_size: int):
 
 
 def _load_tokenizer(args: argparse.Namespace) -> VisualTokenizer | None:
-    from hf_beit.tokenizers import load_dalle_encoder, load_visual_tokenizer
+    from hf_beit.tokenizers import load_dalle_encoder, load_visual_tokenizer, load_vqkd_tokenizer
 
     if args.tokenizer == "kmeans":
         return None  # fitted on the data by run_pretraining
@@ -109,6 +110,8 @@ def _load_tokenizer(args: argparse.Namespace) -> VisualTokenizer | None:
         raise SystemExit(f"--tokenizer {args.tokenizer} needs --tokenizer-path.")
     if args.tokenizer == "dalle":
         return load_dalle_encoder(args.tokenizer_path, trust_pickle=args.trust_pickle)
+    if args.tokenizer == "vqkd":
+        return load_vqkd_tokenizer(args.tokenizer_path)
     return load_visual_tokenizer(args.tokenizer_path)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+from torchvision.transforms import InterpolationMode
 
 from hf_beit import BeitForMaskedImageModeling
 from hf_beit.pretraining.collator import INCEPTION_MEAN, INCEPTION_STD, DataCollatorForBeitPretraining, TwoViewTransform
@@ -117,6 +118,7 @@ def run_pretraining(
         image_size=config.image_size_2d[0], tokenizer_image_size=options.tokenizer_image_size or grid[0] * downsample,
         scale=(options.crop_min_scale, 1.0), hflip_prob=0.5 if options.hflip else 0.0,
         color_jitter=options.color_jitter, image_mean=options.image_mean, image_std=options.image_std,
+        tokenizer_interpolation=InterpolationMode(tokenizer.view_interpolation if tokenizer else "lanczos"),
     )
     if tokenizer is None:
         tokenizer = fit_kmeans_tokenizer(dataset, transform, options, downsample)

@@ -32,6 +32,8 @@ class VisualTokenizer(nn.Module, ABC):
     """Maps images to discrete visual tokens. Subclasses set ``tokenizer_type`` and implement the abstract parts."""
 
     tokenizer_type: ClassVar[str] = ""
+    #: torchvision interpolation of the tokenizer view (unilm: Lanczos for DALL-E; BEiT v2 VQ-KD: bicubic)
+    view_interpolation: ClassVar[str] = "lanczos"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -117,6 +119,6 @@ def read_tokenizer_config(directory: str | os.PathLike) -> dict[str, Any]:
 def load_visual_tokenizer(directory: str | os.PathLike) -> VisualTokenizer:
     """Load any saved visual tokenizer (dispatching on ``tokenizer_type``)."""
     # Import the implementations so that they are registered.
-    from hf_beit.tokenizers import dalle, kmeans  # noqa: F401
+    from hf_beit.tokenizers import dalle, kmeans, vqkd  # noqa: F401
 
     return VisualTokenizer.from_pretrained(directory)
