@@ -9,7 +9,7 @@ import importlib.util
 import pytest
 
 PACKAGES = ("hf_beit", "hf_beit.inference", "hf_beit.export", "hf_beit.conversion", "hf_beit.training",
-            "hf_beit.pretraining", "hf_beit.evaluation")  # fmt: skip
+            "hf_beit.pretraining", "hf_beit.evaluation", "hf_beit.probing")  # fmt: skip
 
 
 @pytest.mark.parametrize("name", PACKAGES)
