@@ -76,7 +76,7 @@ def test_image_feature_extraction(tmp_path, as_path):
 def test_errors_are_specific(tmp_path):
     with pytest.raises(ValueError, match="Unsupported task"):
         pipeline("object-detection", tiny_classifier(), image_processor=tiny_processor())
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
         pipeline("image-classification", str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="No image processor"):
         pipeline("image-classification", tiny_classifier())
