@@ -7,9 +7,14 @@
 interpolated for it) or, for models without relative-position tables, dynamic (multiples of the patch size).
 :class:`OnnxRunner` runs a file with onnxruntime and checks the input first.
 
-ONNX needs the ``export`` extra (onnx, onnxscript, onnxruntime), imported only when used.
+:func:`compile_for_engine` compiles a model with OpenVINO or ONNX Runtime (fp32, bf16, int8) and returns a callable
+with the model's outputs.
+
+ONNX needs the ``export`` extra (onnx, onnxscript, onnxruntime), OpenVINO the ``openvino`` extra (openvino,
+nncf); all are imported only when used.
 """
 
+from .engines import ENGINE_PRECISIONS, ENGINES, EngineModel, compile_for_engine
 from .errors import MissingExportDependencyError, UnsupportedExportError
 from .onnx_export import export_onnx
 from .program import export_program, graph_operators
@@ -17,11 +22,15 @@ from .runner import OnnxRunner
 from .tasks import INPUT_NAME, TASK_OUTPUTS
 
 __all__ = [
+    "ENGINES",
+    "ENGINE_PRECISIONS",
     "INPUT_NAME",
     "TASK_OUTPUTS",
+    "EngineModel",
     "MissingExportDependencyError",
     "OnnxRunner",
     "UnsupportedExportError",
+    "compile_for_engine",
     "export_onnx",
     "export_program",
     "graph_operators",
