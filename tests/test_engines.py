@@ -153,3 +153,36 @@ def test_missing_openvino_names_the_extra(classifier, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import now fails as if not installed
     with pytest.raises(MissingExportDependencyError, match=r'pip install "hf_beit\[openvino\]"'):
         compile_for_engine(classifier, "openvino", "fp32")
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+def test_predict_cli_engine_option(tmp_path, capsys, engine):
+    pytest.importorskip(engine)
+    import json
+
+    from PIL import Image
+    from test_inference_utils import LABELS, save_repo, tiny_classifier, tiny_processor, write_images
+
+    from hf_beit.cli import main
+
+    model = tiny_classifier()
+    repo = save_repo(model, tmp_path / "model")
+    images = write_images(tmp_path, 3, size=(40, 30))
+    assert main(["predict", str(repo), *map(str, images), "--engine", engine, "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    for result, path in zip(printed, images):
+        with torch.no_grad():
+            pixels = tiny_processor()(images=Image.open(path).convert("RGB"), return_tensors="pt")
+            probs = model(**pixels).logits.softmax(-1)[0]
+        scores = {p["label"]: p["score"] for p in result["predictions"]}
+        assert scores == pytest.approx({k: v for k, v in zip(LABELS, probs.tolist()) if k in scores}, abs=1e-4)
+
+
+def test_precise_head_computes_the_classifier():
+    from hf_beit.export.engine_graph import PreciseHead
+
+    model = _model()
+    copy = engine_ready_copy(model, (4, 4), precise_head=True)
+    assert isinstance(copy.classifier, PreciseHead)
+    pixels = random_pixels(2)
+    assert (_eager(copy, pixels)["logits"] - _eager(model, pixels)["logits"]).abs().max().item() <= 1e-5

@@ -9,7 +9,8 @@
   plugin no longer honours per-node fp32 markings set from Python, and explicit bf16 conversions around the GEMMs
   measured 2.6x slower (separate convert kernels), so the split is not offered here.
 * ``int8``: NNCF post-training quantisation with activation ranges calibrated on the images given
-  (``calibration``), transformer preset (SmoothQuant, fp32 LayerNorm/Softmax), per-channel int8 weights.
+  (``calibration``), transformer preset (SmoothQuant, fp32 LayerNorm/Softmax), per-channel int8 weights; the
+  operations left unquantised run in bf16 where the CPU has it (OpenVINO's own default there), else fp32.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from ..acceleration import bf16_available
 from ._optional import require
 
 MAX_COMPILED = 4
@@ -81,8 +83,9 @@ class OpenVinoBackend:
 
     def config(self) -> dict[str, object]:
         """The CPU plugin properties: precision, latency hint, threads."""
+        low = self.precision == "bf16" or (self.precision == "int8" and bf16_available())
         return {
-            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if low else "f32",
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": self.threads,
         }

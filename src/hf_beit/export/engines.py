@@ -1,7 +1,8 @@
 """``compile_for_engine``: a BEiT model compiled by an inference engine (OpenVINO, ONNX Runtime), called like the model.
 
 What the engine compiles is hf_beit's export of the model with its graph-level knowledge applied (fused qkv, the
-relative-position bias as a constant, layer scale folded into the GEMMs: :mod:`hf_beit.export.engine_graph`), at
+relative-position bias as a constant, layer scale folded into the GEMMs, the classifier head kept fp32 in bf16 /
+int8: :mod:`hf_beit.export.engine_graph`), at
 a fixed resolution and a dynamic batch. The result is checked against the eager fp32 model on random inputs when
 it is built (``verify=True``), and ``engine_model(pixel_values=x)`` returns the same ``ModelOutput`` type as the
 model. Engines are optional: ``pip install "hf_beit[openvino]"`` or ``"hf_beit[export]"`` (ONNX Runtime).
@@ -124,7 +125,8 @@ def compile_for_engine(
     timings, start = {}, time.perf_counter()
     size = _fixed_size(module.config, image_size)
     grid = (size[0] // module.config.patch_size_2d[0], size[1] // module.config.patch_size_2d[1])
-    traced = trace_for_export(engine_ready_copy(module, grid), task, batch=DYNAMIC, image_size=size, outputs=names)
+    prepared = engine_ready_copy(module, grid, precise_head=precision != "fp32")
+    traced = trace_for_export(prepared, task, batch=DYNAMIC, image_size=size, outputs=names)
     timings["torch.export"] = time.perf_counter() - start
     threads = threads or torch.get_num_threads()
     backend = _backend(engine, traced, precision, threads, calibration)
