@@ -48,7 +48,9 @@ class PreciseHead(nn.Module):
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        out = (features.unsqueeze(-2) * self.weight).sum(-1)
+        # keepdim + squeeze: OpenVINO 2026.4 computes ``sum(-1) + bias`` wrongly (max error 0.13 on a 32 -> 3
+        # head), while this form is exact (3e-8); tested in tests/test_engines.py.
+        out = (features.unsqueeze(-2) * self.weight).sum(-1, keepdim=True).squeeze(-1)
         return out if self.bias is None else out + self.bias
 
 
