@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = GemmPeak()
     source = build_hf_beit(0)
     views = photo_views(max(8 * rounds8, rounds1))
-    calibration = calibration_views(16 if args.quick else 64)
+    calibration = calibration_views(16 if args.quick else 95)
     with torch.no_grad():
         plain = optimize_for_inference(hf_beit_variant(source), "none")
         reference = torch.cat([plain(pixel_values=views[i : i + 8]).logits for i in range(0, len(views), 8)])
