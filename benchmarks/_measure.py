@@ -73,6 +73,11 @@ def gemm_kernels() -> dict[str, Callable[[int, int, int], Callable[[], object]]]
 
         return build
 
+    def static_int8(m, k, n):
+        weight = pack(torch.randn(n, k) * 0.05, torch.randn(n), "int8")
+        x = torch.quantize_per_tensor(torch.rand(m, k), 1 / 255, 0, torch.quint8)
+        return lambda: torch.ops.quantized.linear(x, weight.weight, 0.05, 128)
+
     kernels = {"fp32 F.linear (MKL)": mkl_fp32}
     if onednn_available():
         kernels["fp32 oneDNN packed"] = packed("fp32")
@@ -80,6 +85,7 @@ def gemm_kernels() -> dict[str, Callable[[int, int, int], Callable[[], object]]]
         kernels["bf16 oneDNN packed"] = packed("bf16")
     if int8_engine() is not None:
         kernels["int8 dynamic (quantized.linear_dynamic)"] = packed("int8")
+        kernels["int8 static (quantized.linear, activations pre-quantised)"] = static_int8
     return kernels
 
 

@@ -31,5 +31,23 @@ def photo_views(count: int, size: int = 224) -> torch.Tensor:
     ordered = [per_photo[i] for i in range(6) for per_photo in views]  # all centres first, then mirrors, ...
     if count > len(ordered):
         raise ValueError(f"Only {len(ordered)} photo views are available, {count} were requested.")
-    batch = torch.stack(ordered[:count]).float().div_(255.0)
-    return (batch - 0.5) / 0.5
+    return _normalise(torch.stack(ordered[:count]))
+
+
+def calibration_views(count: int, size: int = 224) -> torch.Tensor:
+    """``count`` views of the same photos framed differently (zoomed out to the whole photo, or zoomed in 1.6x and
+    cut at the four corners), for int8 activation calibration: none equals a view of :func:`photo_views`."""
+    views = []
+    for array in _arrays():
+        image = torch.from_numpy(np.array(array[..., :3])).permute(2, 0, 1)
+        whole = TF.resize(image, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+        zoomed = TF.resize(image, round(size * 1.6), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+        views.append([whole, *TF.five_crop(zoomed, [size, size])[:4]])
+    ordered = [per_photo[i] for i in range(5) for per_photo in views]
+    if count > len(ordered):
+        raise ValueError(f"Only {len(ordered)} calibration views are available, {count} were requested.")
+    return _normalise(torch.stack(ordered[:count]))
+
+
+def _normalise(batch: torch.Tensor) -> torch.Tensor:
+    return (batch.float().div_(255.0) - 0.5) / 0.5

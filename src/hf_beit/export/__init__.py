@@ -7,7 +7,11 @@
 interpolated for it) or, for models without relative-position tables, dynamic (multiples of the patch size).
 :class:`OnnxRunner` runs a file with onnxruntime and checks the input first.
 
-ONNX needs the ``export`` extra (onnx, onnxscript, onnxruntime), imported only when used.
+:func:`compile_for_engine` compiles a model with OpenVINO or ONNX Runtime (fp32, bf16, int8) and returns a callable
+with the model's outputs.
+
+ONNX needs the ``export`` extra (onnx, onnxscript, onnxruntime), OpenVINO the ``openvino`` extra (openvino,
+nncf); all are imported only when used.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from .._lazy import by_module, lazy_attributes
 
 _EXPORTS = by_module({
+    "engines": ("ENGINES", "ENGINE_PRECISIONS", "EngineModel", "compile_for_engine"),
     "errors": ("MissingExportDependencyError", "UnsupportedExportError"),
     "onnx_export": ("export_onnx",),
     "program": ("export_program", "graph_operators"),

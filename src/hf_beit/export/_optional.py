@@ -1,4 +1,4 @@
-"""Lazy imports of the optional export dependencies, with an error that says how to install them."""
+"""Lazy imports of the optional export and engine dependencies, with an error that says how to install them."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from types import ModuleType
 from .errors import MissingExportDependencyError
 
 
-def require(name: str, purpose: str) -> ModuleType:
-    """Import ``name`` (``onnx``, ``onnxscript``, ``onnxruntime``) or raise an error naming the extra to install."""
+def require(name: str, purpose: str, extra: str = "export") -> ModuleType:
+    """Import ``name`` (``onnx``, ``onnxruntime``, ``openvino``, ``nncf``...) or raise an error naming the extra."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
-        if error.name != name:
+        if error.name != name and not (error.name or "").startswith(name + "."):
             raise
         raise MissingExportDependencyError(
             f"{purpose} needs the {name!r} package, which is not installed. "
-            'Install the export extras: pip install "hf_beit[export]"',
+            f'Install the {extra} extras: pip install "hf_beit[{extra}]"',
             name=name,
         ) from error

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..command_errors import guarded
+from ..export.engine_names import ENGINE_PRECISIONS, ENGINES
 
 
 def _size(values: list[int] | None) -> tuple[int, int] | None:
@@ -25,6 +26,12 @@ def _run_predict(args: argparse.Namespace) -> int:
     paths = expand_image_paths(args.images, recursive=args.recursive)
     model = load_model(args.model, "image-classification", device=args.device)
     processor = load_image_processor(args.model)
+    if args.engine != "pytorch":
+        model = _engine_model(model, processor, paths, args)
+    elif args.precision != "fp32":
+        from ..acceleration import optimize_for_inference
+
+        optimize_for_inference(model, args.precision)
     results = predict_images(model, processor, paths, batch_size=args.batch_size, top_k=args.top_k,
                              threshold=args.threshold, progress=not args.quiet)
     text = format_predictions(results, args.format)
@@ -33,6 +40,18 @@ def _run_predict(args: argparse.Namespace) -> int:
     else:
         atomic_write_text(args.output, text)
     return 0
+
+
+def _engine_model(model, processor, paths, args: argparse.Namespace):
+    """``--engine``: the model compiled by OpenVINO / ONNX Runtime (int8 calibrated on the first 32 images)."""
+    from ..export import compile_for_engine
+    from ._images import open_rgb
+
+    calibration = None
+    if args.precision == "int8" and args.engine == "openvino":
+        images = [open_rgb(path) for path in paths[:32]]
+        calibration = processor(images=images, return_tensors="pt")["pixel_values"]
+    return compile_for_engine(model, args.engine, args.precision, calibration=calibration)
 
 
 def _run_segment(args: argparse.Namespace) -> int:
@@ -86,6 +105,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--threshold", type=float, default=0.5, help="multi-label models: minimum sigmoid score")
     predict.add_argument("--format", choices=("json", "csv"), default="json")
     predict.add_argument("--output", default=None, help="output file (default: stdout)")
+    predict.add_argument("--engine", choices=("pytorch", *ENGINES), default="pytorch",
+                         help="run the model in PyTorch (hf_beit's kernels) or compiled by an inference engine "
+                              "(extras: openvino, export)")
+    predict.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp32",
+                         help="inference precision (PyTorch: optimize_for_inference; engines: compile_for_engine; "
+                              "int8 on OpenVINO is calibrated on the first 32 images)")
     predict.set_defaults(func=guarded(_run_predict))
 
     segment = subparsers.add_parser("segment", help="semantic segmentation: class-id mask + overlay PNG per image")

@@ -29,9 +29,11 @@ def class_probabilities(model: torch.nn.Module, image_processor: Any, images: Se
     """
     if not images:
         return torch.empty(0, model.config.num_labels)
-    parameter = next(model.parameters())
     pixel_values = image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-    logits = model(pixel_values=pixel_values.to(parameter.device, parameter.dtype)).logits.float().cpu()
+    parameter = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None  # else an EngineModel
+    if parameter is not None:
+        pixel_values = pixel_values.to(parameter.device, parameter.dtype)
+    logits = model(pixel_values=pixel_values).logits.float().cpu()
     return logits.sigmoid() if is_multi_label(model.config) else logits.softmax(dim=-1)
 
 

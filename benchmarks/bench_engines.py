@@ -1,0 +1,248 @@
+"""BEiT-base/16 224 on this CPU: hf_beit's deployment paths vs ONNX Runtime, OpenVINO and torch.compile, side by side.
+
+One process, the same random weights everywhere (``_peers.build_hf_beit``). Contenders: hf_beit eager (its
+oneDNN kernels) and ``hf_beit.export.compile_for_engine`` (OpenVINO, ONNX Runtime on hf_beit's export with its
+graph knowledge applied) against what a user of stock transformers or timm would reach for -- OpenVINO
+(``convert_model``; int8 with NNCF), ONNX Runtime (full graph optimisation, with and without its transformer
+fusions; int8 dynamic), torch.compile (default and with weight freezing), eager PyTorch -- in fp32, bf16 and int8
+at batch 8 and 1. Every round times every contender once on the next photos (interleaved, so load from other
+processes hits all alike) and probes the GEMM peak per precision; the tables use medians. Top-1 agreement is with
+hf_beit's plain fp32 path on real photographs (``_photos.photo_views``); int8 calibration uses other views of the
+same photos (``_photos.calibration_views``). A fine-tuning step (fp32 and bf16 autocast; eager and compiled) is
+timed the same way.
+
+Usage: ``python benchmarks/bench_engines.py [--quick] [--threads 2] [--no-training] [--output PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _contenders as c
+import bench_model
+from _engine_report import Result, detail_table, peak_table, result, summary_table, target_lines
+from _measure import GemmPeak, Timings, time_call
+from _peers import build_hf_beit, hf_beit_variant, to_timm, to_transformers
+from _photos import calibration_views, photo_views
+from _report import forward_flops, onednn_version
+from _training import TrainingStep
+
+from hf_beit.acceleration import optimize_for_inference
+
+
+def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Path, progress) -> list[c.Contender]:
+    """Every contender, built in turn (build times recorded); quick: the fastest contenders of each family only."""
+    stock = to_transformers(source, "sdpa")
+    timm_model = None if quick else to_timm(source)
+    builders = [
+        lambda: c.ours_eager(source, hf_beit_variant, "fp32"),
+        lambda: c.ours_engine(source, "openvino", "fp32", None),
+        lambda: c.openvino_peer(stock, "transformers", "fp32"),
+        lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=False, folder=folder),
+        lambda: c.ours_eager(source, hf_beit_variant, "bf16"),
+        lambda: c.ours_engine(source, "openvino", "bf16", None),
+        lambda: c.openvino_peer(stock, "transformers", "bf16"),
+        lambda: c.ours_eager(source, hf_beit_variant, "int8"),
+        lambda: c.ours_engine(source, "openvino", "int8", calibration),
+        lambda: c.openvino_peer(stock, "transformers", "int8", calibration),
+        lambda: c.onnxruntime_peer(stock, "transformers", "int8", fusions=False, folder=folder),
+    ]
+    if not quick:
+        builders += [
+            lambda: c.ours_engine(source, "onnxruntime", "fp32", None),
+            lambda: c.ours_engine(source, "onnxruntime", "int8", None),
+            lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=True, folder=folder),
+            lambda: c.timed_build("transformers sdpa eager", "fp32", lambda: c.eager(stock)),
+            lambda: c.timed_build("timm eager", "fp32", lambda: c.eager(timm_model, call=timm_model)),
+            lambda: c.compiled_peer(stock, "transformers", "fp32", None, freezing=False),
+            lambda: c.compiled_peer(timm_model, "timm", "fp32", None, freezing=True),
+            lambda: c.timed_build("transformers sdpa + autocast", "bf16", lambda: c.eager(stock, autocast=True)),
+            lambda: c.timed_build("timm + autocast", "bf16", lambda: c.eager(timm_model, True, call=timm_model)),
+            lambda: c.compiled_peer(timm_model, "timm", "bf16", None, freezing=True),
+            lambda: c.torch_dynamic_int8(stock, "transformers", None),
+        ]
+    contenders = []
+    for build in builders:
+        contenders.append(build())
+        progress.set_postfix_str(contenders[-1].label[:40])
+        progress.update(1)
+    return contenders
+
+
+def forward_results(contenders, views, batch: int, rounds: int, reference, peak: GemmPeak, progress) -> list[Result]:
+    """Interleaved timing: each round runs every contender once on the round's photos."""
+    timings = {x.label: Timings() for x in contenders}
+    logits = {x.label: [] for x in contenders}
+    for contender in contenders:
+        contender.logits(views[:batch])  # warm-up
+    for index in range(rounds):
+        pixels = views[index * batch : (index + 1) * batch]
+        for contender in contenders:
+            call = lambda x=contender, p=pixels: x.logits(p)
+            logits[contender.label].append(time_call(call, timings[contender.label]))
+        peak.probe()
+        progress.update(1)
+    expected = reference[: rounds * batch]
+    return [result(x, batch, timings[x.label], torch.cat(logits[x.label]), expected) for x in contenders]
+
+
+def training_results(source, views, steps: int, quick: bool, progress) -> list[Result]:
+    """Fine-tuning steps of hf_beit, transformers and timm (fp32, bf16 autocast), and hf_beit compiled."""
+    labels = torch.arange(8) * 97 % source.config.num_labels
+    pixels = views[:8]
+    hf_call, timm_call = (lambda m, p: m(pixel_values=p).logits), (lambda m, p: m(p))
+    fresh = {"hf_beit": lambda: hf_beit_variant(source), "transformers sdpa": lambda: to_transformers(source, "sdpa"),
+             "timm": lambda: to_timm(source)}
+    calls = {"hf_beit": hf_call, "transformers sdpa": hf_call, "timm": timm_call}
+    steppers = [TrainingStep(name, fresh[name](), calls[name], precision, ours=name == "hf_beit")
+                for precision in ("fp32", "bf16") for name in fresh]
+    if not quick:
+        steppers.append(TrainingStep("hf_beit", fresh["hf_beit"](), hf_call, "fp32", compiled=True, ours=True))
+    for step in steppers:
+        step.warm_up(pixels, labels)
+    timings = {id(step): Timings() for step in steppers}
+    for _ in range(steps):
+        for step in steppers:
+            time_call(lambda s=step: s(pixels, labels), timings[id(step)])
+        progress.update(1)
+    nan = float("nan")
+    return [Result(s.name, s.precision, 8, s.ours, timings[id(s)], nan, nan, s.build_seconds) for s in steppers]
+
+
+def training_table(rows: list[Result]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["### Fine-tuning step (forward + backward + AdamW, batch 8)", "",
+             "| precision | implementation | img/s median | img/s best | vs fastest peer (median) | first step s |",
+             "|---|---|---|---|---|---|"]
+    for precision in ("fp32", "bf16"):
+        group = [r for r in rows if r.precision == precision]
+        peers = [r.median_rate for r in group if not r.ours]
+        for r in group:
+            lines.append(f"| {precision} | {r.name} | {r.median_rate:.2f} | {r.rate:.2f} "
+                         f"| {r.median_rate / max(peers):.2f}x | {r.build_seconds:.1f} |")
+    return lines + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the main contenders only, few rounds (< 5 min)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-training", action="store_true", help="skip the fine-tuning step comparison")
+    parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "results_engines.md"))
+    parser.add_argument("--render-only", metavar="JSON", help="re-render the tables from a run's saved timings")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        results, training, peak, environment = _load_raw(args.render_only)
+        config = build_hf_beit(0).config
+        Path(args.output).write_text(report := render(results, training, peak, config, environment))
+        print(report)
+        return 0
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    rounds8, rounds1, steps = (3, 5, 1) if args.quick else (9, 12, 3)
+    started, load_before = time.time(), os.getloadavg()
+    peak = GemmPeak()
+    source = build_hf_beit(0)
+    views = photo_views(max(8 * rounds8, rounds1))
+    calibration = calibration_views(16 if args.quick else 95)
+    with torch.no_grad():
+        plain = optimize_for_inference(hf_beit_variant(source), "none")
+        reference = torch.cat([plain(pixel_values=views[i : i + 8]).logits for i in range(0, len(views), 8)])
+    del plain
+    count = 11 if args.quick else 22
+    total = count + rounds8 + rounds1 + (0 if args.no_training else steps)
+    with tempfile.TemporaryDirectory(prefix="bench_engines_") as folder, \
+            tqdm(total=total, desc="bench_engines", unit="step") as progress:
+        contenders = build_contenders(source, args.quick, calibration, Path(folder), progress)
+        peak.probe()
+        results = forward_results(contenders, views, 8, rounds8, reference, peak, progress)
+        results += forward_results(contenders, views, 1, rounds1, reference, peak, progress)
+        del contenders
+        training = [] if args.no_training else training_results(source, views, steps, args.quick, progress)
+    environment = _environment(args, started, load_before)
+    _save_raw(args.output, results, training, peak, environment)
+    report = render(results, training, peak, source.config, environment)
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.output)), delete=False) as handle:
+        handle.write(report)
+    os.replace(handle.name, args.output)
+    print(report)
+    return 0
+
+
+def _save_raw(output: str, results, training, peak: GemmPeak, environment: dict) -> None:
+    """Every timing next to the report (``<output>.json``), so the tables can be re-rendered (``--render-only``)."""
+    def rows(items):
+        return [{**{k: v for k, v in vars(r).items() if k != "timings"}, "seconds": r.timings.seconds} for r in items]
+
+    raw = {"results": rows(results), "training": rows(training), "peak": peak.best, "environment": environment}
+    Path(output).with_suffix(".json").write_text(json.dumps(raw, indent=1))
+
+
+def _load_raw(path: str):
+    raw = json.loads(Path(path).read_text())
+
+    def rows(items):
+        return [Result(**{k: v for k, v in item.items() if k != "seconds"}, timings=Timings(item["seconds"]))
+                for item in items]
+
+    peak = GemmPeak.__new__(GemmPeak)
+    peak.best = raw["peak"]
+    return rows(raw["results"]), rows(raw["training"]), peak, raw["environment"]
+
+
+def _environment(args, started: float, load_before) -> dict[str, str]:
+    import onnxruntime
+    import openvino
+
+    try:
+        import nncf
+
+        nncf_version = nncf.__version__
+    except ImportError:
+        nncf_version = "-"
+    return {
+        "command": "python benchmarks/bench_engines.py" + " --quick" * args.quick + " --no-training" * args.no_training,
+        "cpu": bench_model._cpu_name(),
+        "threads": str(args.threads),
+        "versions": (f"torch {torch.__version__} (oneDNN {onednn_version()}), onnxruntime {onnxruntime.__version__}, "
+                     f"openvino {openvino.__version__}, nncf {nncf_version}, python {platform.python_version()}"),
+        "load average (1 min) before/after": f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}",
+        "duration": f"{time.time() - started:.0f} s",
+    }
+
+
+def render(results, training, peak, config, environment) -> str:
+    flops = forward_flops(config, 1)
+    lines = ["# BEiT-base/16 224: hf_beit's deployment paths vs ONNX Runtime, OpenVINO, torch.compile", ""]
+    lines += [f"- {key}: {value}" for key, value in environment.items()]
+    lines += [f"- forward GFLOP per image: {flops / 1e9:.1f}", ""]
+    lines += summary_table(results, peak, flops) + target_lines(results) + peak_table(peak) + detail_table(results, peak, flops)
+    lines += training_table(training)
+    lines += [
+        "Notes: ratios and rates are medians of interleaved rounds (best calls in the detail table). Agreement = top-1",
+        "agreement with hf_beit's plain fp32 path on the same photo views; the summary picks hf_beit's fastest path",
+        "whose agreement is at least the fastest contender's (and the target's, where one is set). Share of GEMM peak",
+        "= img/s x GFLOP per image / the fastest GEMM rate of that precision seen in this run. Build s = export,",
+        "conversion, quantisation and compilation (batch 8 and 1) before the first timed call.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""What hf_beit knows about its own graph, applied to the copy an inference engine compiles.
+
+Each rewrite is exact algebra on a deep copy (the caller's model is untouched) made with ordinary module
+substitutions, so the copy still runs eagerly and exports like any other model:
+
+* **relative-position bias as a constant**: each ``BeitRelativePositionBias`` (a table gathered through an index
+  and reshaped) is replaced by a module returning the finished ``(heads, tokens, tokens)`` bias for the export
+  resolution, so the graph holds one constant per layer instead of gathers and scatters;
+* **layer scale folded into the GEMM before it**: ``lambda * (x W^T + b) = x (lambda W)^T + lambda b``, so the
+  output projection and the second MLP GEMM carry the scale and two multiplies per block disappear;
+* **fused qkv**: the export already traces one GEMM for q, k and v (``fused_linear`` on the plain path);
+* **a precise classifier head** (bf16 / int8 only): the classifier ``nn.Linear`` becomes a broadcast multiply and
+  a sum over features (the same dot products). Engines lower GEMMs to bf16 / int8 but keep the element-wise tail
+  of a graph after its last GEMM in fp32 (OpenVINO's bf16 mode, NNCF), so the final norm, pooling and head stay
+  fp32 -- as in hf_beit's eager bf16 / int8 modes. Random-weight BEiT-base has near-flat logits, where this decides
+  top-1: OpenVINO bf16 agreed with fp32 on 95.5% of the bench photos with the head as a GEMM, 99.1% without.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..relative_position import BeitRelativePositionBias
+from .program import reference_copy
+
+
+class ConstantBias(nn.Module):
+    """A precomputed relative-position bias for one patch grid (stands in for ``BeitRelativePositionBias``)."""
+
+    def __init__(self, bias: torch.Tensor, window: tuple[int, int]) -> None:
+        super().__init__()
+        self.window = tuple(window)
+        self.register_buffer("bias", bias.detach().clone(), persistent=False)
+
+    def forward(self, window: tuple[int, int]) -> torch.Tensor:
+        if tuple(int(side) for side in window) != self.window:
+            raise ValueError(f"This bias was folded for a {self.window} patch grid; got {tuple(window)}.")
+        return self.bias
+
+
+class PreciseHead(nn.Module):
+    """``x @ weight.T + bias`` as a broadcast multiply and a sum, so engines do not lower it to bf16 / int8."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach().clone(), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        # keepdim + squeeze: OpenVINO 2026.4 computes ``sum(-1) + bias`` wrongly (max error 0.13 on a 32 -> 3
+        # head), while this form is exact (3e-8); tested in tests/test_engines.py.
+        out = (features.unsqueeze(-2) * self.weight).sum(-1, keepdim=True).squeeze(-1)
+        return out if self.bias is None else out + self.bias
+
+
+def engine_ready_copy(module: nn.Module, grid: tuple[int, int] | None, precise_head: bool = False) -> nn.Module:
+    """A reference copy of ``module`` (eval, fp32, plain kernels) with the rewrites above applied.
+
+    ``grid`` is the patch grid of the export resolution; ``None`` (a dynamic resolution) keeps the bias modules.
+    ``precise_head`` replaces a ``classifier`` linear by :class:`PreciseHead`.
+    """
+    copy = reference_copy(module)
+    if grid is not None:
+        fold_relative_position_bias(copy, grid)
+    fold_layer_scale(copy)
+    if precise_head and isinstance(getattr(copy, "classifier", None), nn.Linear):
+        copy.classifier = PreciseHead(copy.classifier)
+    return copy
+
+
+@torch.no_grad()
+def fold_relative_position_bias(model: nn.Module, grid: tuple[int, int]) -> int:
+    """Replace every relative-position bias module by its bias for ``grid``; returns how many were replaced."""
+    targets = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, BeitRelativePositionBias)
+    ]
+    for parent, name, child in targets:
+        setattr(parent, name, ConstantBias(child(tuple(grid)), grid))
+    return len(targets)
+
+
+@torch.no_grad()
+def fold_layer_scale(model: nn.Module) -> int:
+    """Fold each block's ``lambda_1``/``lambda_2`` into the GEMM producing the scaled branch; returns the count."""
+    folded = 0
+    for block in model.modules():
+        pairs = (("lambda_1", _attention_output(block)), ("lambda_2", _mlp_output(block)))
+        for name, linear in pairs:
+            scale = getattr(block, name, None)
+            if not isinstance(scale, nn.Parameter) or not isinstance(linear, nn.Linear):
+                continue
+            linear.weight.mul_(scale[:, None])
+            if linear.bias is not None:
+                linear.bias.mul_(scale)
+            setattr(block, name, None)
+            folded += 1
+    return folded
+
+
+def _attention_output(block: nn.Module) -> nn.Module | None:
+    return getattr(getattr(getattr(block, "attention", None), "output", None), "dense", None)
+
+
+def _mlp_output(block: nn.Module) -> nn.Module | None:
+    return getattr(getattr(block, "output", None), "dense", None)

@@ -1,0 +1,189 @@
+"""``compile_for_engine``: a BEiT model compiled by an inference engine (OpenVINO, ONNX Runtime), called like the model.
+
+What the engine compiles is hf_beit's export of the model with its graph-level knowledge applied (fused qkv, the
+relative-position bias as a constant, layer scale folded into the GEMMs, the classifier head kept fp32 in bf16 /
+int8: :mod:`hf_beit.export.engine_graph`), at
+a fixed resolution and a dynamic batch. The result is checked against the eager fp32 model on random inputs when
+it is built (``verify=True``), and ``engine_model(pixel_values=x)`` returns the same ``ModelOutput`` type as the
+model. Engines are optional: ``pip install "hf_beit[openvino]"`` or ``"hf_beit[export]"`` (ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, SemanticSegmenterOutput
+
+from ._optional import require
+from .engine_graph import engine_ready_copy
+from .engine_names import ENGINE_PRECISIONS, ENGINES
+from .errors import UnsupportedExportError
+from .program import trace_for_export
+from .shapes import DYNAMIC
+from .tasks import infer_task, resolve_outputs, task_module
+
+_OUTPUT_TYPES = {
+    "image-classification": ImageClassifierOutput,
+    "image-segmentation": SemanticSegmenterOutput,
+    "image-feature-extraction": BaseModelOutputWithPooling,
+}
+# Largest |difference| from the eager fp32 outputs accepted by the build-time check, relative to the outputs' scale.
+VERIFY_TOLERANCE = {"fp32": 1e-3, "bf16": 0.15, "int8": 0.3}
+
+
+class EngineModel:
+    """A model compiled by an inference engine: ``engine_model(pixel_values=x)`` -> the task's ``ModelOutput``.
+
+    Attributes: ``engine``, ``precision``, ``task``, ``output_names``, ``config`` (the model's), ``image_size``
+    (the fixed ``(height, width)``), ``timings`` (seconds spent exporting, converting, quantising, compiling) and
+    ``max_difference`` (largest |difference| from the eager fp32 model in the build-time check, or None).
+    """
+
+    def __init__(self, backend, engine: str, precision: str, task: str, output_names: Sequence[str], config,
+                 image_size: tuple[int, int]) -> None:
+        self.backend = backend
+        self.engine, self.precision, self.task = engine, precision, task
+        self.output_names = tuple(output_names)
+        self.config = config
+        self.image_size = image_size
+        self.timings: dict[str, float] = {}
+        self.max_difference: float | None = None
+
+    def __call__(self, pixel_values: torch.Tensor | np.ndarray, **kwargs):
+        """Run the engine; only ``return_dict`` among the model's keyword arguments is accepted."""
+        unsupported = sorted(key for key, value in kwargs.items() if key != "return_dict" and value)
+        if unsupported:
+            raise ValueError(f"An engine-compiled model computes {self.output_names} only; {unsupported} are not available.")
+        outputs = dict(zip(self.output_names, self.run(pixel_values)))
+        result = _OUTPUT_TYPES[self.task](**{name: torch.from_numpy(value) for name, value in outputs.items()})
+        return result if kwargs.get("return_dict", True) else result.to_tuple()
+
+    def run(self, pixel_values: torch.Tensor | np.ndarray) -> list[np.ndarray]:
+        """The raw outputs (numpy arrays, in ``output_names`` order) for a ``(batch, channels, H, W)`` input."""
+        array = _as_float32(pixel_values)
+        expected = (self.config.num_channels, *self.image_size)
+        if array.ndim != 4 or tuple(array.shape[1:]) != expected:
+            raise ValueError(
+                f"This {self.engine} model was compiled for pixel_values of shape (batch, {expected[0]}, "
+                f"{expected[1]}, {expected[2]}); got {tuple(array.shape)}. Resize the images or compile again with "
+                "image_size=(H, W)."
+            )
+        return self.backend.run(array)
+
+    def __repr__(self) -> str:
+        height, width = self.image_size
+        return (f"EngineModel(engine={self.engine!r}, precision={self.precision!r}, task={self.task!r}, "
+                f"input=(batch, {self.config.num_channels}, {height}, {width}), outputs={self.output_names})")
+
+
+def compile_for_engine(
+    model: nn.Module,
+    engine: str = "openvino",
+    precision: str = "fp32",
+    *,
+    task: str | None = None,
+    image_size: int | Sequence[int] | None = None,
+    outputs: Sequence[str] | None = None,
+    calibration: torch.Tensor | np.ndarray | None = None,
+    threads: int | None = None,
+    verify: bool = True,
+) -> EngineModel:
+    """Compile ``model`` (a BEiT task model; the caller's object is not changed) with an inference engine.
+
+    Args:
+        engine: ``"openvino"`` (fp32, bf16, int8; needs the ``openvino`` extra) or ``"onnxruntime"`` (fp32, dynamic
+            int8; needs the ``export`` extra).
+        precision: ``"fp32"``; ``"bf16"`` (bf16 GEMMs and attention, fp32 LayerNorm and residual stream);
+            ``"int8"`` (OpenVINO: static int8 calibrated on ``calibration``; ONNX Runtime: dynamic int8).
+        task, image_size, outputs: as in :func:`~hf_beit.export.export_program` (fixed resolution, default the
+            config's ``image_size``).
+        calibration: preprocessed ``pixel_values`` (N, C, H, W) for OpenVINO int8 activation ranges.
+        threads: engine threads (default ``torch.get_num_threads()``).
+        verify: compare with the eager fp32 model on two random inputs (batch 1 and 2) and raise if they differ
+            by more than ``VERIFY_TOLERANCE[precision]`` times the outputs' largest magnitude.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}.")
+    if image_size == DYNAMIC:
+        raise UnsupportedExportError("Engines compile a fixed resolution: pass image_size=None, H or (H, W).")
+    if engine == "openvino":
+        require("openvino", "The OpenVINO engine", extra="openvino")
+        if precision == "int8":
+            require("nncf", "int8 quantisation for OpenVINO", extra="openvino")
+    else:
+        require("onnxruntime", "The ONNX Runtime engine")
+    task = infer_task(model) if task is None else task
+    module = task_module(model, task)
+    names = resolve_outputs(module, task, outputs)
+    timings, start = {}, time.perf_counter()
+    size = _fixed_size(module.config, image_size)
+    grid = (size[0] // module.config.patch_size_2d[0], size[1] // module.config.patch_size_2d[1])
+    prepared = engine_ready_copy(module, grid, precise_head=precision != "fp32")
+    traced = trace_for_export(prepared, task, batch=DYNAMIC, image_size=size, outputs=names)
+    timings["torch.export"] = time.perf_counter() - start
+    threads = threads or torch.get_num_threads()
+    backend = _backend(engine, traced, precision, threads, calibration)
+    timings.update(backend.timings)
+    compiled = EngineModel(backend, engine, precision, task, names, module.config, size)
+    if verify:
+        compiled.max_difference = _verify(compiled, traced.reference, size, calibration)
+    timings.update(backend.timings)
+    compiled.timings = timings
+    return compiled
+
+
+def _backend(engine: str, traced, precision: str, threads: int, calibration):
+    if engine == "openvino":
+        from .engine_openvino import OpenVinoBackend
+
+        data = None if calibration is None else _as_float32(calibration)
+        return OpenVinoBackend.from_program(traced.program, precision, threads, calibration=data)
+    from .engine_onnxruntime import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(traced, precision, threads)
+
+
+def _fixed_size(config, image_size) -> tuple[int, int]:
+    if image_size is None:
+        return tuple(config.image_size_2d)
+    sizes = (image_size,) if isinstance(image_size, int) else tuple(image_size)
+    return (sizes[0], sizes[-1])
+
+
+def _verify(compiled: EngineModel, reference: nn.Module, size: tuple[int, int], calibration=None) -> float:
+    """Largest |difference| from the eager fp32 reference at batch 1 and 2 (raises if too big).
+
+    The inputs are random, or the first calibration images when given (int8 ranges only fit inputs like those).
+    """
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for batch in (1, 2):
+        if calibration is not None and len(calibration) >= batch:
+            pixels = torch.as_tensor(_as_float32(calibration[:batch]))
+        else:
+            pixels = torch.randn(batch, compiled.config.num_channels, *size, generator=generator)
+        with torch.no_grad():
+            expected = reference(pixel_values=pixels)
+        for name, actual in zip(compiled.output_names, compiled.run(pixels)):
+            wanted = expected[name].numpy()
+            difference = float(np.abs(actual - wanted).max())
+            scale = float(np.abs(wanted).max()) or 1.0
+            if difference > VERIFY_TOLERANCE[compiled.precision] * scale:
+                raise RuntimeError(
+                    f"The {compiled.engine} {compiled.precision} model's {name!r} differs from the eager model by "
+                    f"{difference:.3g} (outputs up to {scale:.3g}) at batch {batch}; please report this."
+                )
+            worst = max(worst, difference)
+    return worst
+
+
+def _as_float32(pixel_values: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(pixel_values, torch.Tensor):
+        pixel_values = pixel_values.detach().to("cpu", torch.float32).numpy()
+    return np.ascontiguousarray(pixel_values, dtype=np.float32)

@@ -1,0 +1,188 @@
+"""``compile_for_engine`` (OpenVINO, ONNX Runtime) and the graph rewrites it applies, against the eager fp32 model."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from conftest import random_pixels, randomize_, tiny_config
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+
+import hf_beit
+from hf_beit.export import EngineModel, MissingExportDependencyError, compile_for_engine
+from hf_beit.export.engine_graph import ConstantBias, engine_ready_copy, fold_layer_scale, fold_relative_position_bias
+
+RELATIVE = {"use_relative_position_bias": True, "use_mean_pooling": True, "num_hidden_layers": 2}
+TOLERANCE = 1e-4
+
+
+def _model(cls=hf_beit.BeitForImageClassification, **overrides):
+    return randomize_(cls(tiny_config(**{**RELATIVE, **overrides}))).eval()
+
+
+@torch.no_grad()
+def _eager(model, pixels, names=("logits",)):
+    out = model(pixel_values=pixels)
+    return {name: out[name] for name in names}
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return _model()
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return random_pixels(8, seed=5)
+
+
+@pytest.mark.parametrize("layout", [RELATIVE, {"use_shared_relative_position_bias": True, "num_hidden_layers": 2}])
+def test_folded_copy_computes_the_same_outputs(layout):
+    model = randomize_(hf_beit.BeitForImageClassification(tiny_config(**layout))).eval()
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    folded = engine_ready_copy(model, (4, 4))
+    pixels = random_pixels(3)
+    got, expected = _eager(folded, pixels)["logits"], _eager(model, pixels)["logits"]
+    assert (got - expected).abs().max().item() <= 1e-5
+    assert not any(isinstance(m, hf_beit.relative_position.BeitRelativePositionBias) for m in folded.modules())
+    assert all(layer.lambda_1 is None and layer.lambda_2 is None for layer in folded.beit.encoder.layer)
+    # the caller's model is untouched
+    assert all(torch.equal(state[name], tensor) for name, tensor in model.state_dict().items())
+    assert isinstance(model.beit.encoder.layer[0].lambda_1, torch.nn.Parameter)
+
+
+def test_fold_counts_and_constant_bias_checks_the_grid(classifier):
+    copy = hf_beit.export.program.reference_copy(classifier)
+    assert fold_relative_position_bias(copy, (4, 4)) == 2
+    assert fold_layer_scale(copy) == 4
+    bias = copy.beit.encoder.layer[0].attention.attention.relative_position_bias
+    assert isinstance(bias, ConstantBias) and bias((4, 4)).shape == (4, 17, 17)
+    with pytest.raises(ValueError, match=r"folded for a \(4, 4\) patch grid"):
+        bias((5, 4))
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+def test_fp32_engine_matches_eager(classifier, engine):
+    pytest.importorskip(engine)
+    compiled = compile_for_engine(classifier, engine, "fp32")
+    assert isinstance(compiled, EngineModel) and compiled.max_difference <= TOLERANCE
+    for batch in (1, 3):  # 3: a batch size never traced or verified
+        pixels = random_pixels(batch, seed=batch)
+        out = compiled(pixel_values=pixels)
+        assert isinstance(out, ImageClassifierOutput)
+        assert (out.logits - _eager(classifier, pixels)["logits"]).abs().max().item() <= TOLERANCE
+    assert compiled(pixel_values=random_pixels(1), return_dict=False)[0].shape == (1, 3)
+    assert "torch.export" in compiled.timings
+    assert f"engine={engine!r}" in repr(compiled)
+
+
+def test_wrong_input_and_unsupported_arguments_are_refused(classifier):
+    pytest.importorskip("openvino")
+    compiled = compile_for_engine(classifier, "openvino", "fp32", verify=False)
+    with pytest.raises(ValueError, match=r"compiled for pixel_values of shape \(batch, 3, 32, 32\)"):
+        compiled(pixel_values=random_pixels(1, size=40))
+    with pytest.raises(ValueError, match="output_hidden_states"):
+        compiled(pixel_values=random_pixels(1), output_hidden_states=True)
+
+
+def test_openvino_bf16_is_close_to_fp32(classifier):
+    pytest.importorskip("openvino")
+    from hf_beit.acceleration import bf16_available
+
+    if not bf16_available():
+        pytest.skip("no native bf16 on this CPU")
+    compiled = compile_for_engine(classifier, "openvino", "bf16")
+    pixels = random_pixels(4, seed=3)
+    expected = _eager(classifier, pixels)["logits"]
+    difference = (compiled(pixel_values=pixels).logits - expected).abs().max().item()
+    assert 0 < difference <= 0.05 * expected.abs().max().item()  # really bf16, and close
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+def test_int8_engine_is_close_to_fp32(classifier, calibration, engine):
+    pytest.importorskip(engine)
+    if engine == "openvino":
+        pytest.importorskip("nncf")
+    compiled = compile_for_engine(classifier, engine, "int8", calibration=calibration)
+    pixels = calibration[:4]
+    expected = _eager(classifier, pixels)["logits"]
+    difference = (compiled(pixel_values=pixels).logits - expected).abs().max().item()
+    assert 0 < difference <= 0.2 * expected.abs().max().item()
+
+
+def test_openvino_int8_needs_calibration(classifier):
+    pytest.importorskip("nncf")
+    with pytest.raises(ValueError, match="calibration="):
+        compile_for_engine(classifier, "openvino", "int8")
+
+
+def test_onnxruntime_refuses_bf16(classifier):
+    with pytest.raises(ValueError, match="no bf16 kernels"):
+        compile_for_engine(classifier, "onnxruntime", "bf16")
+
+
+def test_feature_extraction_outputs(classifier):
+    pytest.importorskip("openvino")
+    compiled = compile_for_engine(classifier, "openvino", "fp32", task="image-feature-extraction")
+    pixels = random_pixels(2, seed=4)
+    out = compiled(pixel_values=pixels)
+    assert isinstance(out, BaseModelOutputWithPooling)
+    expected = _eager(classifier.beit, pixels, ("last_hidden_state", "pooler_output"))
+    for name in ("last_hidden_state", "pooler_output"):
+        assert (out[name] - expected[name]).abs().max().item() <= TOLERANCE
+
+
+def test_other_resolution(classifier):
+    pytest.importorskip("openvino")
+    compiled = compile_for_engine(classifier, "openvino", "fp32", image_size=(48, 40))
+    pixels = torch.randn(2, 3, 48, 40)
+    with torch.no_grad():
+        expected = classifier(pixel_values=pixels, interpolate_pos_encoding=True).logits
+    assert (compiled(pixel_values=pixels).logits - expected).abs().max().item() <= TOLERANCE
+
+
+def test_bad_arguments(classifier):
+    with pytest.raises(ValueError, match="engine must be one of"):
+        compile_for_engine(classifier, "tensorrt")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        compile_for_engine(classifier, "openvino", "fp16")
+
+
+def test_missing_openvino_names_the_extra(classifier, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import now fails as if not installed
+    with pytest.raises(MissingExportDependencyError, match=r'pip install "hf_beit\[openvino\]"'):
+        compile_for_engine(classifier, "openvino", "fp32")
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+def test_predict_cli_engine_option(tmp_path, capsys, engine):
+    pytest.importorskip(engine)
+    import json
+
+    from PIL import Image
+    from test_inference_utils import LABELS, save_repo, tiny_classifier, tiny_processor, write_images
+
+    from hf_beit.cli import main
+
+    model = tiny_classifier()
+    repo = save_repo(model, tmp_path / "model")
+    images = write_images(tmp_path, 3, size=(40, 30))
+    assert main(["predict", str(repo), *map(str, images), "--engine", engine, "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    for result, path in zip(printed, images):
+        with torch.no_grad():
+            pixels = tiny_processor()(images=Image.open(path).convert("RGB"), return_tensors="pt")
+            probs = model(**pixels).logits.softmax(-1)[0]
+        scores = {p["label"]: p["score"] for p in result["predictions"]}
+        assert scores == pytest.approx({k: v for k, v in zip(LABELS, probs.tolist()) if k in scores}, abs=1e-4)
+
+
+def test_precise_head_computes_the_classifier():
+    from hf_beit.export.engine_graph import PreciseHead
+
+    model = _model()
+    copy = engine_ready_copy(model, (4, 4), precise_head=True)
+    assert isinstance(copy.classifier, PreciseHead)
+    pixels = random_pixels(2)
+    assert (_eager(copy, pixels)["logits"] - _eager(model, pixels)["logits"]).abs().max().item() <= 1e-5
