@@ -2,7 +2,10 @@
 
 ``load_image`` turns a path, raw bytes or a binary file object into a fully decoded PIL image and raises
 ``InvalidImageError`` (a ``ValueError``) for anything that is not a usable image: empty input, unknown formats,
-corrupt or truncated data, and images above a pixel budget (decompression bombs).
+corrupt or truncated data, and ``ImageTooLargeError`` for images above a pixel budget (decompression bombs). It is
+the one decoder of the package: the image processor (file paths), ``hf-beit predict`` / ``segment``, the training
+data check and the HTTP server all decode through it. ``check_size`` lets a caller refuse an image from its header
+(size and mode) before any pixel is decoded, e.g. with :mod:`hf_beit.pixel_budget`.
 
 ``pil_to_rgb_array`` converts a PIL image of any mode to an ``(H, W, 3)`` uint8 array the way transformers'
 processors do (transparency composited onto white, everything else through ``Image.convert("RGB")``), with one
@@ -16,6 +19,7 @@ import functools
 import io
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -23,6 +27,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "ImageTooLargeError",
     "InvalidImageError",
     "load_image",
     "pil_padded_rgb_view",
@@ -31,6 +36,8 @@ __all__ = [
 ]
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+#: ``check_size(width, height, mode)``: raise ``ImageTooLargeError`` to refuse an image before decoding it.
+SizeCheck = Callable[[int, int, str], None]
 
 #: Default pixel budget of ``load_image``: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -40,6 +47,10 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
 class InvalidImageError(ValueError):
     """The input could not be decoded into a usable image (corrupt, truncated, not an image, or too large)."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image is valid but above a pixel or memory budget; refused from its header, before decoding."""
 
 
 def _describe(source: ImageSource) -> str:
@@ -67,6 +78,7 @@ def load_image(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     convert_to_rgb: bool = False,
+    check_size: SizeCheck | None = None,
 ) -> Image.Image:
     """Decode ``source`` (path, bytes or binary file object) into a fully loaded PIL image.
 
@@ -78,9 +90,12 @@ def load_image(
         max_pixels: reject images with more than this many pixels before decoding them (``None`` = no own limit;
             Pillow still refuses images above twice ``PIL.Image.MAX_IMAGE_PIXELS``).
         convert_to_rgb: return an RGB image instead of the stored mode.
+        check_size: called with the header's ``(width, height, mode)`` before decoding (after the ``max_pixels``
+            check); it refuses an image by raising ``ImageTooLargeError`` (any ``InvalidImageError`` propagates).
 
     Raises:
-        InvalidImageError: empty, unrecognised, corrupt or truncated data, or an image above ``max_pixels``.
+        InvalidImageError: empty, unrecognised, corrupt or truncated data.
+        ImageTooLargeError: an image above ``max_pixels`` (or refused by ``check_size``).
     """
     what = _describe(source)
     stream = _open_stream(source)
@@ -90,16 +105,18 @@ def load_image(
             image = Image.open(stream)
             width, height = image.size
             if max_pixels is not None and width * height > max_pixels:
-                raise InvalidImageError(
+                raise ImageTooLargeError(
                     f"The image in {what} is {width}x{height} = {width * height} pixels, above the limit of "
                     f"{max_pixels} (possible decompression bomb). Pass a larger max_pixels if the image is trusted."
                 )
+            if check_size is not None:
+                check_size(width, height, image.mode)
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of upright images
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as error:
-        raise InvalidImageError(
+        raise ImageTooLargeError(
             f"The image in {what} exceeds Pillow's decompression-bomb limit ({error}). Raise "
             "PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
         ) from error

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import ConversionError, OutputExistsError
+from .errors import ConversionError
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             push_to_hub=args.push_to_hub,
             hub_endpoint=args.hub_endpoint,
         )
-    except (ConversionError, OutputExistsError) as error:
+    except (ConversionError, OSError) as error:  # OSError: OutputExistsError, permissions, a full disk ...
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

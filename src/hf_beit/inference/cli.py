@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-_USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+_USER_ERRORS = (OSError, ValueError)
 
 
 def _size(values: list[int] | None) -> tuple[int, int] | None:
@@ -32,22 +32,34 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from ..atomic_io import atomic_write_text
     from ._images import expand_image_paths
     from ._loading import load_image_processor, load_model
-    from .predict import format_predictions, predict_images
+    from .predict import check_report_target, failures, format_predictions, predict_images, write_report
 
     paths = expand_image_paths(args.images, recursive=args.recursive)
+    to_file = args.output not in (None, "-")
+    if to_file:
+        check_report_target(args.output, paths)
     model = load_model(args.model, "image-classification", device=args.device)
     processor = load_image_processor(args.model)
     results = predict_images(model, processor, paths, batch_size=args.batch_size, top_k=args.top_k,
                              threshold=args.threshold, progress=not args.quiet)
     text = format_predictions(results, args.format)
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
+    if to_file:
+        write_report(text, args.output, paths)
     else:
-        atomic_write_text(args.output, text)
-    return 0
+        sys.stdout.write(text)
+    return _report_failures(args.command, [(r["image"], r["error"]) for r in failures(results)], len(results))
+
+
+def _report_failures(command: str, failed: list[tuple[str, str]], total: int) -> int:
+    """Name every image that could not be processed (stderr); exit code 1 if there is one, else 0."""
+    for _, message in failed:
+        print(f"hf-beit {command}: {message}", file=sys.stderr)
+    if failed:
+        print(f"hf-beit {command}: {len(failed)} of {total} images failed (listed above); the others were written.",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _run_segment(args: argparse.Namespace) -> int:
@@ -59,11 +71,11 @@ def _run_segment(args: argparse.Namespace) -> int:
     model = load_model(args.model, "image-segmentation", device=args.device)
     processor = load_image_processor(args.model)
     resize_scale = None if args.no_resize else (tuple(args.resize_scale) if args.resize_scale else "auto")
-    written = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                            crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
-                            window_batch_size=args.batch_size)
-    print(f"Wrote {len(written)} masks and overlays to {args.output}", file=sys.stderr)
-    return 0
+    report = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
+                           crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
+                           window_batch_size=args.batch_size)
+    print(f"Wrote {len(report.written)} masks and overlays to {args.output}", file=sys.stderr)
+    return _report_failures(args.command, report.failed, len(paths))
 
 
 def _run_serve(args: argparse.Namespace) -> int:
