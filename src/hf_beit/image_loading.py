@@ -106,8 +106,9 @@ def load_image(
             width, height = image.size
             if max_pixels is not None and width * height > max_pixels:
                 raise ImageTooLargeError(
-                    f"The image in {what} is {width}x{height} = {width * height} pixels, above the limit of "
-                    f"{max_pixels} (possible decompression bomb). Pass a larger max_pixels if the image is trusted."
+                    f"The image in {what} is {width}x{height} = {width * height} pixels; at most {max_pixels} pixels "
+                    "per image are accepted (possible decompression bomb). Pass a larger max_pixels if the image is "
+                    "trusted."
                 )
             if check_size is not None:
                 check_size(width, height, image.mode)
@@ -117,8 +118,8 @@ def load_image(
         raise
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(
-            f"The image in {what} exceeds Pillow's decompression-bomb limit ({error}). Raise "
-            "PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
+            f"The image in {what} is too large to decode safely: it exceeds Pillow's decompression-bomb limit "
+            f"({error}). Raise PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
         ) from error
     except Image.UnidentifiedImageError as error:
         raise InvalidImageError(

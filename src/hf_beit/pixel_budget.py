@@ -101,8 +101,8 @@ class PixelBudget:
             raise ImageTooLargeError(f"{what} is {width}x{height} pixels; an image needs at least one pixel.")
         if pixels > self.max_pixels:
             raise ImageTooLargeError(
-                f"{what} is {width}x{height} = {pixels} pixels, above the limit of {self.max_pixels} pixels per "
-                "image. Downscale it first."
+                f"{what} is {width}x{height} = {pixels} pixels; at most {self.max_pixels} pixels per image are "
+                "accepted. Downscale it first."
             )
         geometry = geometry or _identity
         shapes = [geometry(height, width), geometry(width, height)]
@@ -114,9 +114,9 @@ class PixelBudget:
         if resized > self.max_resized_pixels:
             (rh, rw), _ = max(shapes, key=lambda shape: shape[0][0] * shape[0][1])
             raise ImageTooLargeError(
-                f"{what} is {width}x{height} pixels; preprocessing would resize it to {rw}x{rh} = {resized} pixels, "
-                f"above the limit of {self.max_resized_pixels} resized pixels per image (an extreme aspect ratio). "
-                "Crop it to a less elongated shape first."
+                f"{what} is {width}x{height} pixels; preprocessing would resize it to {rw}x{rh} = {resized} pixels "
+                f"and at most {self.max_resized_pixels} resized pixels per image are accepted (an extreme aspect "
+                "ratio). Crop it to a less elongated shape first."
             )
         per_pixel = _STORED_BYTES + _ROTATION_BYTES + (0 if mode == "RGB" else _CONVERSION_BYTES)
         output_bytes = output * _OUTPUT_BYTES

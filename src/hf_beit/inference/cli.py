@@ -79,18 +79,16 @@ def _run_segment(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ._loading import load_image_processor, load_model
-    from .server import ServerLimits, UrlPolicy, create_app
+    from .server import create_app
+    from .server.options import limits_from_args, serve, url_policy_from_args
 
-    limits = ServerLimits(max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_images=args.max_images,
-                          max_pixels=args.max_pixels)
-    policy = UrlPolicy.from_hosts(args.allow_url_host)
+    limits = limits_from_args(args)
+    policy = url_policy_from_args(args)
     model = load_model(args.model, "image-classification", device=args.device)
     app = create_app(model, load_image_processor(args.model), limits=limits, url_policy=policy, top_k=args.top_k,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    serve(app, limits, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -105,6 +103,8 @@ def _add_common(parser: argparse.ArgumentParser, with_images: bool = True) -> No
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``predict``, ``segment`` and ``serve`` sub-commands."""
+    from .server.options import add_limit_arguments
+
     predict = subparsers.add_parser("predict", help="classify images (top-k labels; JSON or CSV)")
     _add_common(predict)
     predict.add_argument("--batch-size", type=int, default=8)
@@ -135,9 +135,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--allow-url-host", action="append", default=[], metavar="HOST",
                        help="allow fetching image URLs from HOST (repeatable; default: URLs refused)")
-    serve.add_argument("--max-body-mb", type=float, default=16.0)
-    serve.add_argument("--max-images", type=int, default=16, help="images per request")
-    serve.add_argument("--max-pixels", type=int, default=25_000_000, help="pixels per image (decoded)")
+    add_limit_arguments(serve)
     serve.add_argument("--max-batch-size", type=int, default=16, help="images per forward pass")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="time to gather concurrent requests")
     serve.add_argument("--top-k", type=int, default=None, help="return only the K best labels (default: all)")
