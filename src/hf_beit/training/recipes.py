@@ -12,7 +12,7 @@ from typing import Any
 
 import datasets
 import torch
-from transformers import TrainingArguments
+from transformers import TrainingArguments, set_seed
 
 from .. import BEIT_PRESETS, BeitConfig
 from ..retargeting import segmentation_out_indices
@@ -27,6 +27,7 @@ from .augment import (
 )
 from .checkpoints import resume_path, save_final_model
 from .collators import collate_pixel_batch
+from .data_check import check_training_data
 from .datasets import LabelSchema, infer_label_schema, load_source, segmentation_schema, with_validation_split
 from .init_from import build_model, finetune_config
 from .metrics.trainer_metrics import (
@@ -272,10 +273,13 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         schema = segmentation_schema(data["train"], root, args.num_labels, args.ignore_index)
     else:
         schema = infer_label_schema(data["train"], label_column)
+    check_training_data(data, args.task, schema, args.image_column, label_column, args.reduce_labels,
+                        args.ignore_index, progress=not args.disable_tqdm)
     config = _base_config(args, schema)
     if args.task == "classification":
         config.problem_type = "multi_label_classification" if schema.multi_label else "single_label_classification"
     image_size = config.image_size_2d[0]
+    set_seed(args.seed)  # the new weights are drawn here, before the Trainer seeds: same seed, same model
     model = build_model(args.task, config, args.init_from, args.head_init_scale)
     splits = _wrap_splits(args, data, schema, label_column, image_size)
 

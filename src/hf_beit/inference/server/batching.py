@@ -137,14 +137,20 @@ class MicroBatcher:
                     _finish(job, await self._call(loop, job.items))
                 except Exception as own_error:  # noqa: BLE001
                     _finish(job, error=own_error)
+                    continue
+                self._count([job])
             return
-        self.stats.batches += 1
-        self.stats.images += len(flat)
-        self.stats.requests += len(batch)
+        self._count(batch)
         start = 0
         for job in batch:
             _finish(job, list(results[start:start + len(job.items)]))
             start += len(job.items)
+
+
+    def _count(self, jobs: list[_Job]) -> None:
+        self.stats.batches += 1
+        self.stats.images += sum(len(job.items) for job in jobs)
+        self.stats.requests += len(jobs)
 
 
 def _finish(job: _Job, result: Any = None, error: Exception | None = None) -> None:
