@@ -15,11 +15,12 @@ deliberate exception: 16-bit greyscale (``I;16*`` modes, e.g. 16-bit PNG/TIFF) i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
-#: ``check_size(width, height, mode)``: raise ``ImageTooLargeError`` to refuse an image before decoding it.
+#: ``check_size(width, height, mode)``: raise (e.g. ``ImageTooLargeError``) to refuse an image before decoding it.
 SizeCheck = Callable[[int, int, str], None]
 
 #: Default pixel budget of ``load_image``: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
@@ -73,6 +74,29 @@ def _open_stream(source: ImageSource) -> BinaryIO:
     raise TypeError(f"load_image expects a path, bytes or a binary file object, got {type(source).__name__}.")
 
 
+@contextlib.contextmanager
+def _decoding_errors(what: str) -> Iterator[None]:
+    """Turn whatever Pillow raises for bad data into ``InvalidImageError`` / ``ImageTooLargeError``."""
+    try:
+        yield
+    except InvalidImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(
+            f"The image in {what} is too large to decode safely: it exceeds Pillow's decompression-bomb limit "
+            f"({error}). Raise PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
+        ) from error
+    except Image.UnidentifiedImageError as error:
+        raise InvalidImageError(
+            f"Could not identify an image format in {what}: it is not an image file Pillow can read, or its "
+            "header is corrupt."
+        ) from error
+    except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error ...
+        raise InvalidImageError(
+            f"The image in {what} is corrupt or truncated and could not be decoded ({type(error).__name__}: {error})."
+        ) from error
+
+
 def load_image(
     source: ImageSource,
     *,
@@ -91,7 +115,7 @@ def load_image(
             Pillow still refuses images above twice ``PIL.Image.MAX_IMAGE_PIXELS``).
         convert_to_rgb: return an RGB image instead of the stored mode.
         check_size: called with the header's ``(width, height, mode)`` before decoding (after the ``max_pixels``
-            check); it refuses an image by raising ``ImageTooLargeError`` (any ``InvalidImageError`` propagates).
+            check); it refuses an image by raising, e.g. ``ImageTooLargeError``; what it raises propagates unchanged.
 
     Raises:
         InvalidImageError: empty, unrecognised, corrupt or truncated data.
@@ -100,36 +124,21 @@ def load_image(
     what = _describe(source)
     stream = _open_stream(source)
     try:
-        with warnings.catch_warnings():
+        with _decoding_errors(what), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own budget below
             image = Image.open(stream)
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"The image in {what} is {width}x{height} = {width * height} pixels; at most {max_pixels} pixels "
-                    "per image are accepted (possible decompression bomb). Pass a larger max_pixels if the image is "
-                    "trusted."
-                )
-            if check_size is not None:
-                check_size(width, height, image.mode)
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(
+                f"The image in {what} is {width}x{height} = {width * height} pixels; at most {max_pixels} pixels "
+                "per image are accepted (possible decompression bomb). Pass a larger max_pixels if the image is "
+                "trusted."
+            )
+        if check_size is not None:
+            check_size(width, height, image.mode)  # what it raises propagates unchanged
+        with _decoding_errors(what):
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # no copy of upright images
-    except InvalidImageError:
-        raise
-    except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(
-            f"The image in {what} is too large to decode safely: it exceeds Pillow's decompression-bomb limit "
-            f"({error}). Raise PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
-        ) from error
-    except Image.UnidentifiedImageError as error:
-        raise InvalidImageError(
-            f"Could not identify an image format in {what}: it is not an image file Pillow can read, or its "
-            "header is corrupt."
-        ) from error
-    except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error ...
-        raise InvalidImageError(
-            f"The image in {what} is corrupt or truncated and could not be decoded ({type(error).__name__}: {error})."
-        ) from error
     finally:
         if isinstance(source, (str, os.PathLike)):
             stream.close()
