@@ -9,7 +9,9 @@ the check cannot disagree with training. Problems are collected and reported tog
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import datasets
 from tqdm.auto import tqdm
@@ -47,6 +49,18 @@ def check_single_label_classes(schema: LabelSchema, label_column: str) -> None:
         raise DataError(
             f"The training data has {schema.num_labels} class in column {label_column!r} ({found}); classification "
             "needs at least two. Add images of another class (e.g. a folder of negatives), or check --label-column."
+        )
+
+
+def check_class_folders(source: str | os.PathLike | None) -> None:
+    """An image folder with a single class sub-folder (``datasets`` then gives it no label column) is refused."""
+    if source is None or not Path(source).is_dir():
+        return
+    folders = sorted(p.name for p in Path(source).iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(folders) == 1 and not (Path(source) / "metadata.jsonl").is_file():
+        raise DataError(
+            f"The image folder {str(source)!r} has a single class sub-folder ({folders[0]!r}); classification needs "
+            "at least two. Add a folder of images of another class (e.g. negatives)."
         )
 
 

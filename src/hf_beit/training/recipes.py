@@ -27,7 +27,7 @@ from .augment import (
 )
 from .checkpoints import resume_path, save_final_model
 from .collators import collate_pixel_batch
-from .data_check import check_training_data
+from .data_check import check_class_folders, check_training_data
 from .datasets import LabelSchema, infer_label_schema, load_source, segmentation_schema, with_validation_split
 from .init_from import build_model, finetune_config
 from .metrics.trainer_metrics import (
@@ -168,6 +168,7 @@ def _label_column(args: FinetuneArguments, train: datasets.Dataset) -> str:
     for name in candidates:
         if name in train.column_names:
             return name
+    check_class_folders(args.dataset)  # an image folder of one class has no label column at all
     raise ValueError(f"No label column found among {train.column_names}; pass --label-column.")
 
 
