@@ -102,6 +102,18 @@ def test_malformed_inputs_get_400_not_500():
             assert message in response.json()["error"], (name, response.text)
 
 
+def test_a_client_that_uploads_a_refused_body_anyway_reads_the_answer():
+    """Lingering close: the server discards the rest of the body instead of resetting the connection."""
+    limits = ServerLimits(memory_budget_bytes=8 * MIB, max_body_bytes=64 * MIB)
+    size = 32 * MIB
+    with running_server(create_app(tiny_classifier(), converted_style_processor(), limits=limits), limits) as url:
+        for _ in range(3):
+            sock = raw_connection(url)
+            sock.sendall(f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode() + b"x" * size)
+            answer = read_until_closed(sock)  # a plain close would reset: ConnectionResetError on sendall or here
+            assert answer.startswith(b"HTTP/1.1 413") and b"whole request memory budget" in answer
+
+
 def _send_headers(url: str, content_length: int):
     sock = raw_connection(url, timeout=10)
     sock.sendall(f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -54,7 +54,7 @@ def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
     """Keyword arguments of ``uvicorn.run`` / ``uvicorn.Config`` that enforce the connection-level limits."""
     from .protocol import guarded_protocol
 
-    return {"http": guarded_protocol(limits.header_timeout, limits.max_connections),
+    return {"http": guarded_protocol(limits.header_timeout, limits.max_connections, limits.max_body_bytes),
             "timeout_keep_alive": limits.keep_alive_timeout}
 
 

@@ -7,7 +7,10 @@ cannot connect either). :func:`guarded_protocol` returns an ``H11Protocol`` subc
 * closes a connection whose request headers are not complete ``header_timeout`` seconds after it opened (or after
   its previous response), answering 408 if it had started sending;
 * keeps at most ``max_connections`` open: a new connection beyond that closes the oldest idle one (no request in
-  progress: slow or silent clients first), or is answered 503 with ``Retry-After`` and closed if all are busy.
+  progress: slow or silent clients first), or is answered 503 with ``Retry-After`` and closed if all are busy;
+* closes connections *lingering*: after an answer sent before the request body was read (413, 503, 408) it sends
+  FIN and discards what the client still sends for ``linger_seconds`` (at most ``linger_bytes``) before closing, so
+  the client reads the answer instead of a connection reset (as nginx does).
 
 Body deadlines are the application's (:func:`hf_beit.inference.server.limits.read_body`).
 """
@@ -28,14 +31,46 @@ def _raw_response(status: str, message: str, extra: str = "") -> bytes:
     return head.encode("ascii") + body
 
 
+class _LingeringTransport:
+    """A transport whose ``close()`` half-closes and keeps reading (discarded) for a while before closing."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, seconds: float):
+        self._transport, self._loop, self._seconds = transport, loop, seconds
+        self.lingering = False
+        self.discarded = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self.is_closing():
+            return
+        if not self._transport.can_write_eof():  # pragma: no cover - TLS
+            self._transport.close()
+            return
+        self.lingering = True
+        self._transport.write_eof()  # FIN after the answer already written
+        self._transport.resume_reading()
+        self._loop.call_later(self._seconds, self._transport.close)
+
+    def really_close(self) -> None:
+        self._transport.close()
+
+
 class GuardedH11Protocol(H11Protocol):
-    """``H11Protocol`` with a header deadline and a connection limit (set by :func:`guarded_protocol`)."""
+    """``H11Protocol`` with a header deadline, a connection limit and lingering close (see the module docstring)."""
 
     header_timeout: float = 10.0
     max_connections: int = 1024
+    linger_seconds: float = 2.0
+    linger_bytes: int = 16 * 1024 * 1024
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        transport = _LingeringTransport(transport, self.loop, self.linger_seconds)
+        super().connection_made(transport)  # type: ignore[arg-type]
         self._opened = self.loop.time()
         self._header_timer: asyncio.TimerHandle | None = None
         self._partial = False
@@ -51,9 +86,18 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.lingering:  # the answer is sent: what still arrives is discarded
+            self.transport.discarded += len(data)
+            if self.transport.discarded > self.linger_bytes:
+                self.transport.really_close()
+            return
         if not self._busy():
             self._partial = True
         super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self.transport.lingering:
+            self.transport.really_close()
 
     def handle_events(self) -> None:
         cycle = self.cycle
@@ -104,7 +148,9 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def guarded_protocol(header_timeout: float, max_connections: int) -> type[GuardedH11Protocol]:
+def guarded_protocol(header_timeout: float, max_connections: int, linger_bytes: int = 16 * 1024 * 1024
+                     ) -> type[GuardedH11Protocol]:
     """A :class:`GuardedH11Protocol` subclass with these limits, for ``uvicorn.Config(http=...)``."""
-    attributes: dict[str, Any] = {"header_timeout": header_timeout, "max_connections": max_connections}
+    attributes: dict[str, Any] = {"header_timeout": header_timeout, "max_connections": max_connections,
+                                  "linger_bytes": linger_bytes}
     return type("GuardedH11Protocol", (GuardedH11Protocol,), attributes)
