@@ -168,27 +168,34 @@ def _start_server(repo: Path, port: int, flags: list[str], threads: int | None) 
             time.sleep(0.5)
 
 
-def _report(cases: list[Case], args: argparse.Namespace, flags: list[str], load: tuple, duration: float) -> str:
+def _header(args: argparse.Namespace, load: tuple, duration: float) -> list[str]:
     import torch
 
-    lines = [
+    return [
         "# hf-beit serve under bursts of concurrent clients",
         "",
         f"- command: python benchmarks/bench_server_load.py {' '.join(sys.argv[1:])}".rstrip(),
-        f"- server: `hf-beit serve MODEL {' '.join(flags)}` (other limits at their defaults), one child process"
-        + (f" with OMP_NUM_THREADS={args.torch_threads}" if args.torch_threads else ""),
+        ("- server: `hf-beit serve MODEL --memory-budget-mb M --max-pending P` (other limits at their defaults), one "
+         "child process" + (f" with OMP_NUM_THREADS={args.torch_threads}" if args.torch_threads else "")),
         ("- model: random-weight BEiT, 6 layers, width 192, 224x224, patch 16, 10 classes; processor "
-        "`imagenet-eval-224` (short side 256, centre crop 224)"),
+         "`imagenet-eval-224` (short side 256, centre crop 224)"),
         (f"- each client: its own connection, one `POST /score` of N real photographs (JPEG q90, {_photo_sizes()}, "
-        "base64), all clients at once; 1 image = "
-        f"{len(_payload(1)) / 1024:.0f} KiB, 16 images = {len(_payload(16)) / 1024:.0f} KiB of JSON"),
+         f"base64), all clients at once; 1 image = {len(_payload(1)) / 1024:.0f} KiB, 16 images = "
+         f"{len(_payload(16)) / 1024:.0f} KiB of JSON"),
         f"- peak RSS: the server's VmHWM, reset before each case; budget {args.rss_budget_mib} MiB",
         (f"- torch {torch.__version__}, hf_beit from this checkout, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs; load average (1 min) before/after: {load[0]:.1f} / {load[1]:.1f}; "
-        f"duration {duration:.0f} s"),
+         f"{os.cpu_count()} CPUs; load average (1 min) before/after: {load[0]:.1f} / {load[1]:.1f}; "
+         f"duration {duration:.0f} s"),
+    ]
+
+
+def _table(title: str, cases: list[Case], rss_budget_mib: int) -> list[str]:
+    lines = [
+        "",
+        f"## {title}",
         "",
         ("| clients | images/request | 200 | 503 | other | p50 / p99 all (s) | p50 / p99 of 200s (s) | burst (s) "
-        "| images scored/s | server RSS before / peak (MiB) | under budget |"),
+         "| images scored/s | server RSS before / peak (MiB) | under budget |"),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in cases:
@@ -199,9 +206,31 @@ def _report(cases: list[Case], args: argparse.Namespace, flags: list[str], load:
             f"| {_percentile(case.seconds, 50)} / {_percentile(case.seconds, 99)} "
             f"| {_percentile(case.ok_seconds, 50)} / {_percentile(case.ok_seconds, 99)} | {case.wall:.1f} "
             f"| {case.scored / case.wall:.0f} | {case.baseline_rss_mib:.0f} / {case.peak_rss_mib:.0f} "
-            f"| {'yes' if case.peak_rss_mib < args.rss_budget_mib else '**no**'} |"
+            f"| {'yes' if case.peak_rss_mib < rss_budget_mib else '**no**'} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _run_server_cases(repo: Path, args: argparse.Namespace, max_pending: int) -> list[Case]:
+    """One server with ``--max-pending max_pending``; every (images, clients) case against it, in order."""
+    flags = ["--memory-budget-mb", str(args.memory_budget_mb), "--max-pending", str(max_pending)]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = _start_server(repo, port, flags, args.torch_threads)
+    cases = []
+    try:
+        asyncio.run(_burst(port, 4, _payload(16), args.timeout))  # warm-up
+        for images in args.images:
+            for clients in args.clients:
+                case = run_case(process, port, clients, images, args.timeout)
+                print(f"max-pending {max_pending}, {clients} clients x {images} images: 200 {case.share('200'):.1f}%, "
+                      f"503 {case.share('503'):.1f}%, peak RSS {case.peak_rss_mib:.0f} MiB", flush=True)
+                cases.append(case)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    return cases
 
 
 def main() -> int:
@@ -211,37 +240,30 @@ def main() -> int:
     parser.add_argument("--rss-budget-mib", type=int, default=2048, help="the server's peak RSS must stay below")
     parser.add_argument("--memory-budget-mb", type=int, default=768, help="hf-beit serve --memory-budget-mb")
     parser.add_argument("--torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the server (0: unset)")
-    parser.add_argument("--max-pending", type=int, default=256, help="hf-beit serve --max-pending")
+    parser.add_argument("--max-pending", type=int, nargs="+", default=[256, 100000],
+                        help="hf-beit serve --max-pending; one server and table per value")
     parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")
     parser.add_argument("--quick", action="store_true", help="50 clients only")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results_server_load.md"))
     args = parser.parse_args()
     if args.quick:
         args.clients = [50]
-    flags = ["--memory-budget-mb", str(args.memory_budget_mb), "--max-pending", str(args.max_pending)]
     load_before, started = os.getloadavg()[0], time.monotonic()
+    tables: list[str] = []
+    all_cases: list[Case] = []
     with tempfile.TemporaryDirectory() as folder:
         repo = _make_repo(Path(folder) / "model")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        process = _start_server(repo, port, flags, args.torch_threads)
-        try:
-            asyncio.run(_burst(port, 4, _payload(16), args.timeout))  # warm-up
-            cases = []
-            for images in args.images:
-                for clients in args.clients:
-                    case = run_case(process, port, clients, images, args.timeout)
-                    print(f"{clients} clients x {images} images: 200 {case.share('200'):.1f}%, 503 "
-                          f"{case.share('503'):.1f}%, peak RSS {case.peak_rss_mib:.0f} MiB", flush=True)
-                    cases.append(case)
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
-    report = _report(cases, args, flags, (load_before, os.getloadavg()[0]), time.monotonic() - started)
+        for max_pending in args.max_pending:
+            cases = _run_server_cases(repo, args, max_pending)
+            title = (f"--max-pending {max_pending}, --memory-budget-mb {args.memory_budget_mb}"
+                     + (" (the memory budget is the binding limit)" if max_pending >= 10000 else ""))
+            tables += _table(title, cases, args.rss_budget_mib)
+            all_cases += cases
+    header = _header(args, (load_before, os.getloadavg()[0]), time.monotonic() - started)
+    report = "\n".join(header + tables) + "\n"
     Path(args.output).write_text(report)
     print(report)
-    return 0 if all(case.peak_rss_mib < args.rss_budget_mib for case in cases) else 1
+    return 0 if all(case.peak_rss_mib < args.rss_budget_mib for case in all_cases) else 1
 
 
 if __name__ == "__main__":

@@ -117,3 +117,39 @@ def test_serve_stays_within_its_memory_budget_under_huge_and_thin_images(repo):
         health = httpx.get(f"{url}/health", timeout=30).json()
         assert health["memory_peak_bytes"] <= budget_mib * MIB and health["memory_reserved_bytes"] == 0
 
+
+
+_FRAGMENTED = """
+import threading, time
+from pathlib import Path
+from hf_beit.inference.server.malloc import Trimmer
+
+def rss():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+kept, released = [], [0]
+
+def work():  # request-sized buffers from several threads, a tenth still alive: freed memory stays in the heaps
+    blocks = [bytearray(64 * 1024) for _ in range(2000)]
+    kept.extend(blocks[::10])
+
+trimmer = Trimmer(lambda: released[0], interval=0.1, threshold=1)
+trimmer.start()
+threads = [threading.Thread(target=work) for _ in range(4)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+before = rss()
+released[0] = 450 * 2**20  # what the admission would report as given back
+time.sleep(1.0)
+trimmer.stop()
+print(before - rss(), trimmer.trims)
+"""
+
+
+def test_freed_request_memory_goes_back_to_the_system():
+    result = subprocess.run([sys.executable, "-c", _FRAGMENTED], check=False, capture_output=True, text=True,
+                            timeout=300, env=child_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    returned_mib, trims = result.stdout.split()
+    assert int(trims) >= 1 and float(returned_mib) > 200  # ~450 MiB of freed 64 KiB buffers sat in the heaps

@@ -31,6 +31,7 @@ class Admission:
         self.reserved = 0
         self.pending = 0
         self.peak_reserved = 0
+        self.released = 0  # running total of bytes given back (drives the allocator trimming)
         self.refused = 0
 
     def ticket(self) -> Ticket:
@@ -69,6 +70,7 @@ class Admission:
     def _release(self, nbytes: int, count: int) -> None:
         with self._lock:
             self.reserved -= nbytes
+            self.released += nbytes
             self.pending -= count
 
 

@@ -35,6 +35,7 @@ from .batching import MicroBatcher
 from .decoding import Source, decode_request
 from .fetch import UrlFetcher, UrlPolicy
 from .limits import ClientGone, RequestError, ServerLimits, declared_length, read_body
+from .malloc import Trimmer
 from .payload import is_url, parse_request, response_rows
 
 logger = logging.getLogger(__name__)
@@ -203,15 +204,19 @@ def create_app(
         return JSONResponse({"error": f"Internal server error ({type(error).__name__}); see the server log."},
                             status_code=500)
 
+    trimmer = Trimmer(lambda: scorer.admission.released)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         scorer.decoders = ThreadPoolExecutor(limits.decode_workers, thread_name_prefix="hf-beit-decode")
+        trimmer.start()
         await batcher.start()
         try:
             yield
         finally:
             await batcher.stop()
             scorer.decoders.shutdown(wait=True, cancel_futures=True)
+            trimmer.stop()
 
     app = Starlette(
         routes=[Route("/score", scorer.score, methods=["POST"]), Route("/health", health, methods=["GET"])],
@@ -221,4 +226,5 @@ def create_app(
     )
     app.state.batcher = batcher
     app.state.admission = scorer.admission
+    app.state.trimmer = trimmer
     return app

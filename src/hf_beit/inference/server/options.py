@@ -58,27 +58,8 @@ def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
             "timeout_keep_alive": limits.keep_alive_timeout}
 
 
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas (``M_ARENA_MAX``); ``False`` where that is not glibc.
-
-    Each thread that allocates under contention gets an arena, and memory freed in one cannot serve another: with
-    the decoding, model and starlette threads the server's resting RSS after bursts of large requests settled
-    ~200 MiB higher with glibc's default (8 per core) than with 2 (measured with ``bench_server_load.py``).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt and mallopt(-8, arenas))  # -8 = M_ARENA_MAX
-
-
 def serve(app: Any, limits: ServerLimits, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Run ``app`` with uvicorn under ``limits`` (header deadline, connection limit, keep-alive timeout)."""
     import uvicorn
 
-    limit_malloc_arenas()
     uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits))

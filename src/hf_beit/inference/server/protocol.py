@@ -9,8 +9,9 @@ cannot connect either). :func:`guarded_protocol` returns an ``H11Protocol`` subc
 * keeps at most ``max_connections`` open: a new connection beyond that closes the oldest idle one (no request in
   progress: slow or silent clients first), or is answered 503 with ``Retry-After`` and closed if all are busy;
 * closes connections *lingering*: after an answer sent before the request body was read (413, 503, 408) it sends
-  FIN and discards what the client still sends for ``linger_seconds`` (at most ``linger_bytes``) before closing, so
-  the client reads the answer instead of a connection reset (as nginx does).
+  FIN and discards what the client still sends until it stops (``linger_idle`` seconds without data), for at most
+  ``linger_total`` seconds and ``linger_bytes`` bytes, so the client reads the answer instead of a connection reset
+  (nginx's ``lingering_timeout`` / ``lingering_time``).
 
 Body deadlines are the application's (:func:`hf_beit.inference.server.limits.read_body`).
 """
@@ -34,8 +35,9 @@ def _raw_response(status: str, message: str, extra: str = "") -> bytes:
 class _LingeringTransport:
     """A transport whose ``close()`` half-closes and keeps reading (discarded) for a while before closing."""
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, seconds: float):
-        self._transport, self._loop, self._seconds = transport, loop, seconds
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, idle: float, total: float):
+        self._transport, self._loop, self._idle, self._total = transport, loop, idle, total
+        self._idle_timer: asyncio.TimerHandle | None = None
         self.lingering = False
         self.discarded = 0
 
@@ -54,9 +56,22 @@ class _LingeringTransport:
         self.lingering = True
         self._transport.write_eof()  # FIN after the answer already written
         self._transport.resume_reading()
-        self._loop.call_later(self._seconds, self._transport.close)
+        self._loop.call_later(self._total, self.really_close)
+        self.touch()
+
+    def touch(self) -> None:
+        """Data arrived while lingering: wait ``idle`` seconds more for the client to finish."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = self._loop.call_later(self._idle, self.really_close)
+
+    def closed(self) -> bool:
+        """Closed for good (a lingering transport is closing, but still holds its connection)."""
+        return self._transport.is_closing()
 
     def really_close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._transport.close()
 
 
@@ -65,11 +80,12 @@ class GuardedH11Protocol(H11Protocol):
 
     header_timeout: float = 10.0
     max_connections: int = 1024
-    linger_seconds: float = 2.0
+    linger_idle: float = 5.0
+    linger_total: float = 30.0
     linger_bytes: int = 16 * 1024 * 1024
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        transport = _LingeringTransport(transport, self.loop, self.linger_seconds)
+        transport = _LingeringTransport(transport, self.loop, self.linger_idle, self.linger_total)
         super().connection_made(transport)  # type: ignore[arg-type]
         self._opened = self.loop.time()
         self._header_timer: asyncio.TimerHandle | None = None
@@ -90,6 +106,8 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.discarded += len(data)
             if self.transport.discarded > self.linger_bytes:
                 self.transport.really_close()
+            else:
+                self.transport.touch()
             return
         if not self._busy():
             self._partial = True
@@ -116,7 +134,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _make_room(self) -> bool:
         mine = [c for c in self.connections
-                if isinstance(c, GuardedH11Protocol) and c is not self and not c.transport.is_closing()]
+                if isinstance(c, GuardedH11Protocol) and c is not self and not c.transport.closed()]
         if len(mine) < self.max_connections:
             return True
         idle = [c for c in mine if not c._busy()]
@@ -141,6 +159,9 @@ class GuardedH11Protocol(H11Protocol):
 
     def _close(self, status: str, message: str) -> None:
         """Close an idle connection, answering ``status`` if the client had started a request."""
+        if self.transport.lingering:
+            self.transport.really_close()
+            return
         if self.transport.is_closing():
             return
         if self._partial:
