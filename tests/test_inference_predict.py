@@ -93,7 +93,10 @@ def test_predict_cli_reports_bad_input(tmp_path, capsys):
     assert main(["predict", str(repo), str(tmp_path / "missing.jpg")]) == 2
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "broken.png").write_bytes(b"nope")
-    assert main(["predict", str(repo), str(tmp_path / "broken.png"), "--output", str(tmp_path / "o.json")]) == 2
-    assert "Cannot read image" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
+    # an unreadable image is reported by name in its own result (exit code 1); the report is still written
+    assert main(["predict", str(repo), str(tmp_path / "broken.png"), "--output", str(tmp_path / "o.json")]) == 1
+    assert "Cannot read image" in capsys.readouterr().err
+    [result] = json.loads((tmp_path / "o.json").read_text())
+    assert result["image"] == str(tmp_path / "broken.png") and "Cannot read image" in result["error"]
     assert main(["predict", str(tmp_path), str(tmp_path / "broken.png")]) == 2
     assert "config.json" in capsys.readouterr().err

@@ -7,63 +7,20 @@ import base64
 import contextlib
 import functools
 import http.server
-import io
-import socket
-import struct
 import threading
-import time
-import zlib
 
 import httpx
 import pytest
 import torch
 import uvicorn
 from PIL import Image
+from server_helpers import b64, body, bomb_png, png, running_server
 from test_inference_utils import LABELS, random_image, tiny_classifier, tiny_processor
 
 from hf_beit.inference.server import MicroBatcher, ServerLimits, UrlPolicy, create_app
 from hf_beit.inference.server.payload import response_rows
 
 LIMITS = ServerLimits(max_body_bytes=300_000, max_images=4, max_pixels=256 * 256)
-
-
-def _loopback_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextlib.contextmanager
-def running_server(app):
-    sock = _loopback_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
-def _body(items) -> dict:
-    return {"input_data": {"columns": ["image"], "index": list(range(len(items))), "data": items}}
 
 
 def _expected_probs(model, images):
@@ -89,9 +46,9 @@ def _assert_probs(row, expected):
 
 def test_valid_request_matches_direct_model_call(server, model):
     images = [random_image(40, 30, seed=1), random_image(17, 60, seed=2), random_image(64, 64, seed=3).convert("L")]
-    items = [_b64(_png(images[0])), "data:image/png;base64," + _b64(_png(images[1])),
-             base64.urlsafe_b64encode(_png(images[2])).decode().rstrip("=")]
-    response = httpx.post(f"{server}/score", json=_body(items), timeout=30)
+    items = [b64(png(images[0])), "data:image/png;base64," + b64(png(images[1])),
+             base64.urlsafe_b64encode(png(images[2])).decode().rstrip("=")]
+    response = httpx.post(f"{server}/score", json=body(items), timeout=30)
     assert response.status_code == 200, response.text
     rows = response.json()
     assert len(rows) == 3
@@ -102,16 +59,6 @@ def test_valid_request_matches_direct_model_call(server, model):
     _assert_probs(httpx.post(f"{server}/score", json=split, timeout=30).json()[0], _expected_probs(model, images)[0])
 
 
-def _bomb_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header promises width x height RGB pixels (tens of GB once decoded)."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + \
-        chunk(b"IEND", b"")
-
-
 BAD_REQUESTS = {
     "malformed JSON": (b'{"input_data": {"data": [', 400, "not valid JSON"),
     "deeply nested JSON": (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
@@ -120,14 +67,14 @@ BAD_REQUESTS = {
     "empty data": (b'{"input_data": {"columns": ["image"], "data": []}}', 400, "non-empty list"),
     "index mismatch": (b'{"input_data": {"index": [0, 1], "data": ["aGk="]}}', 400, "one entry per row"),
     "number instead of image": (b'{"input_data": {"data": [42]}}', 400, "got int"),
-    "bad base64": (_body(["not*base64!"]), 400, "neither an http(s) URL nor valid base64"),
-    "non-image bytes": (_body([_b64(b"hello, I am plain text")]), 400, "not an image"),
-    "truncated image": (_body([_b64(_png(random_image(60, 60))[:300])]), 400, "corrupt or truncated"),
-    "too many images": (_body([_b64(_png(random_image()))] * 5), 413, "at most 4 per request"),
+    "bad base64": (body(["not*base64!"]), 400, "neither an http(s) URL nor valid base64"),
+    "non-image bytes": (body([b64(b"hello, I am plain text")]), 400, "not an image"),
+    "truncated image": (body([b64(png(random_image(60, 60))[:300])]), 400, "corrupt or truncated"),
+    "too many images": (body([b64(png(random_image()))] * 5), 413, "at most 4 per request"),
     "oversized body": (b'{"input_data": {"data": ["' + b"A" * 400_000 + b'"]}}', 413, "at most 300000 bytes"),
-    "bomb: compressible 6000x6000": (_body([_b64(_png(Image.new("L", (6000, 6000))))]), 413, "at most 65536 pixels"),
-    "bomb: 100000x100000 header": (_body([_b64(_bomb_png(100_000, 100_000))]), 413, "too large to decode safely"),
-    "URL while fetching is off": (_body(["http://169.254.169.254/latest/meta-data"]), 403, "--allow-url-host"),
+    "bomb: compressible 6000x6000": (body([b64(png(Image.new("L", (6000, 6000))))]), 413, "at most 65536 pixels"),
+    "bomb: 100000x100000 header": (body([b64(bomb_png(100_000, 100_000))]), 413, "too large to decode safely"),
+    "URL while fetching is off": (body(["http://169.254.169.254/latest/meta-data"]), 403, "--allow-url-host"),
 }
 
 
@@ -139,7 +86,7 @@ def test_bad_requests_get_clear_4xx_and_server_keeps_serving(server, model, case
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
     image = random_image(seed=11)
-    after = httpx.post(f"{server}/score", json=_body([_b64(_png(image))]), timeout=30)
+    after = httpx.post(f"{server}/score", json=body([b64(png(image))]), timeout=30)
     assert after.status_code == 200
     _assert_probs(after.json()[0], _expected_probs(model, [image])[0])
 
@@ -154,7 +101,7 @@ def test_health_and_unknown_routes_answer_json(server):
 def test_200_concurrent_requests_are_micro_batched(server, model):
     images = [random_image(30 + 3 * i, 30, seed=20 + i) for i in range(4)]
     expected = _expected_probs(model, images)
-    bodies = [_body([_b64(_png(images[i % 4]))]) for i in range(200)]
+    bodies = [body([b64(png(images[i % 4]))]) for i in range(200)]
     before = httpx.get(f"{server}/health", timeout=30).json()
 
     async def send_all():
@@ -195,7 +142,7 @@ def test_image_urls_only_from_allowed_hosts(model, tmp_path):
     image.save(tmp_path / "cat.png")
     policy = UrlPolicy.from_hosts(["127.0.0.1"])
     with static_files(tmp_path) as files, running_server(create_app(model, tiny_processor(), url_policy=policy)) as url:
-        ok = httpx.post(f"{url}/score", json=_body([f"{files}/cat.png", _b64(_png(image))]), timeout=30)
+        ok = httpx.post(f"{url}/score", json=body([f"{files}/cat.png", b64(png(image))]), timeout=30)
         assert ok.status_code == 200, ok.text
         for row in ok.json():
             _assert_probs(row, _expected_probs(model, [image])[0])
@@ -208,7 +155,7 @@ def test_image_urls_only_from_allowed_hosts(model, tmp_path):
             f"http://user:pw@127.0.0.1:{port}/cat.png": (400, "credentials"),
         }
         for item, (status, message) in refused.items():
-            response = httpx.post(f"{url}/score", json=_body([item]), timeout=30)
+            response = httpx.post(f"{url}/score", json=body([item]), timeout=30)
             assert response.status_code == status and message in response.json()["error"], (item, response.text)
 
 
@@ -225,7 +172,7 @@ def test_response_rows_top_k_sorted():
     assert response_rows(probs, LABELS, 2) == [{"probs": pytest.approx([0.5, 0.3]), "labels": ["dog", "bird"]}]
 
 
-def test_micro_batcher_packs_whole_requests_and_reports_errors():
+def test_micro_batcher_packs_whole_requests_and_isolates_errors():
     calls = []
 
     def times_ten(items):
@@ -247,8 +194,10 @@ def test_micro_batcher_packs_whole_requests_and_reports_errors():
     results, failed, stats = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
     assert results == [[0], [0, 10], [0, 10, 20], [0], [0, 10]]
     assert calls[:3] == [3, 4, 2]  # requests are never split; a request that does not fit waits for the next batch
-    assert stats.batches == 3 and stats.images == 9 and stats.requests == 5
-    assert all(isinstance(error, RuntimeError) for error in failed)  # both requests of the failed batch learn it
+    assert stats.batches == 4 and stats.images == 10 and stats.requests == 6  # incl. the isolated re-run
+    # isolation: the failed shared batch is re-run per request, so only the request that fails learns of it
+    assert isinstance(failed[0], RuntimeError) and failed[1] == [10]
+    assert calls[3:] == [2, 1, 1]
 
 
 def test_serve_cli_wires_options_into_the_app(model, tmp_path, monkeypatch):
@@ -264,14 +213,14 @@ def test_serve_cli_wires_options_into_the_app(model, tmp_path, monkeypatch):
     assert launched["host"] == "127.0.0.1" and launched["port"] == 8123
     image = random_image(8, 10, seed=8)
     with running_server(launched["app"]) as url:
-        ok = httpx.post(f"{url}/score", json=_body([_b64(_png(image))]), timeout=30).json()[0]
+        ok = httpx.post(f"{url}/score", json=body([b64(png(image))]), timeout=30).json()[0]
         probs = _expected_probs(model, [image])[0]
         best = probs.argsort(descending=True)[:2]
         assert ok["labels"] == [LABELS[i] for i in best]
         torch.testing.assert_close(torch.tensor(ok["probs"]), probs[best], rtol=1e-5, atol=1e-6)
-        too_big = httpx.post(f"{url}/score", json=_body([_b64(_png(random_image(20, 20)))]), timeout=30)
+        too_big = httpx.post(f"{url}/score", json=body([b64(png(random_image(20, 20)))]), timeout=30)
         assert too_big.status_code == 413 and "at most 100 pixels" in too_big.json()["error"]
-        two = httpx.post(f"{url}/score", json=_body([_b64(_png(image))] * 2), timeout=30)
+        two = httpx.post(f"{url}/score", json=body([b64(png(image))] * 2), timeout=30)
         assert two.status_code == 413 and "at most 1 per request" in two.json()["error"]
-        missing_host = httpx.post(f"{url}/score", json=_body(["http://example.com/a.png"]), timeout=30)
+        missing_host = httpx.post(f"{url}/score", json=body(["http://example.com/a.png"]), timeout=30)
         assert missing_host.status_code == 403 and "allow-list" in missing_host.json()["error"]

@@ -6,6 +6,7 @@ import argparse
 import json
 
 import pytest
+import torch
 
 import hf_beit
 from hf_beit.cli import build_parser
@@ -51,15 +52,25 @@ def test_base_config_from_preset_tiny_and_json(tmp_path):
         _base_config(FinetuneArguments("classification", "o", config="huge"), schema)
 
 
+def write_checkpoint(folder, step: int) -> None:
+    """A minimal resumable checkpoint: trainer state and weights."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    save_file({"w": torch.zeros(3)}, folder / "model.safetensors")
+
+
 def test_latest_checkpoint_skips_incomplete(tmp_path, caplog):
     assert latest_checkpoint(tmp_path / "missing") is None
     for step, complete in ((5, True), (10, True), (15, False)):
-        (tmp_path / f"checkpoint-{step}").mkdir()
         if complete:
-            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+            write_checkpoint(tmp_path / f"checkpoint-{step}", step)
+        else:
+            (tmp_path / f"checkpoint-{step}").mkdir()
     (tmp_path / "checkpoint-x").mkdir()
     assert latest_checkpoint(tmp_path).endswith("checkpoint-10")
-    assert "incomplete checkpoint" in caplog.text and "checkpoint-15" in caplog.text
+    assert "interrupted while saving" in caplog.text and "checkpoint-15" in caplog.text
     assert resume_path("latest", tmp_path).endswith("checkpoint-10") and resume_path(None, tmp_path) is None
     with pytest.raises(FileNotFoundError, match="not a complete Trainer checkpoint"):
         resume_path(str(tmp_path / "checkpoint-15"), tmp_path)

@@ -1,34 +1,55 @@
 """Atomic output: files and folders appear complete or not at all (interrupts leave no half-written output).
 
-They get the permissions of any new file or folder (``0o666`` / ``0o777`` minus the umask), not the private ``0600``
-/ ``0700`` of the temporary names they are written under.
+* Work happens under a temporary name beside the target, renamed into place at the end; on any error (or
+  ``KeyboardInterrupt``) the temporary is removed.
+* One writer per target: a second process writing the same path fails at once with ``OutputBusyError``, and a
+  folder that did not exist (or was empty) when writing began is never replaced without ``overwrite=True``: if
+  another writer created it meanwhile, the rename fails with ``FileExistsError`` and the other output is kept.
+* Temporaries of writers that were killed (``kill -9``, power loss) are removed by the next writer of the same
+  target (:mod:`hf_beit.output_lock`).
+* Outputs get the permissions of any new file or folder (``0o666`` / ``0o777`` minus the umask), not the private
+  ``0600`` / ``0700`` of the temporary names they are written under.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .output_lock import OutputBusyError, remove_stale_temporaries, temporary_prefix, writer_lock
+
+__all__ = ["OutputBusyError", "atomic_file", "atomic_output_dir", "atomic_save_image", "atomic_write_text"]
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Create the parent folder, hold the writer lock and clear dead writers' temporaries."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(target):
+        remove_stale_temporaries(target)
+        yield
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success it is renamed to ``path``, else removed."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _writing(target):
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temporary_prefix(target), suffix=target.suffix)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def _umask() -> int:
@@ -43,6 +64,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8", newline="")
 
 
+def _check_target(target: Path, overwrite: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"Output {str(target)!r} exists and is not a folder.")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"Output folder {str(target)!r} is not empty; pass --overwrite to replace it.")
+
+
 @contextlib.contextmanager
 def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path``, on any error it is removed.
@@ -50,18 +78,32 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
     An existing non-empty ``path`` is only replaced with ``overwrite=True``.
     """
     target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"Output {str(target)!r} exists and is not a folder.")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"Output folder {str(target)!r} is not empty; pass --overwrite to replace it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    _check_target(target, overwrite)
+    with _writing(target):
+        _check_target(target, overwrite)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temporary_prefix(target)))
+        try:
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())
+            if overwrite:
+                _swap_into_place(tmp, target)
+            else:
+                _rename_new(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def _rename_new(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``, which must not exist or be an empty folder (checked by the rename itself)."""
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.rename(new, target)
+    except OSError as error:
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise FileExistsError(
+                f"Output {str(target)!r} was created by someone else while this output was being written; it was "
+                "kept and nothing was replaced. Pass --overwrite to replace it."
+            ) from error
         raise
 
 
@@ -70,7 +112,7 @@ def _swap_into_place(new: Path, target: Path) -> None:
     if not target.exists():
         os.replace(new, target)
         return
-    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-")) / "previous"
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=temporary_prefix(target, "old"))) / "previous"
     os.replace(target, old)
     try:
         os.replace(new, target)

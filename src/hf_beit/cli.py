@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from .command_errors import run_command
+
 # Each module defines `add_parser(subparsers)` which registers its sub-commands and sets `func` on them.
 _COMMAND_MODULES = (
     "hf_beit.demo",
@@ -70,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result = args.func(args)
-    return int(result or 0)
+    return run_command(args.command, args.func, args)  # user errors: a message and exit code 2, no traceback
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 ``load_image`` turns a path, raw bytes or a binary file object into a fully decoded PIL image and raises
 ``InvalidImageError`` (a ``ValueError``) for anything that is not a usable image: empty input, unknown formats,
-corrupt or truncated data, and images above a pixel budget (decompression bombs).
+corrupt or truncated data, and ``ImageTooLargeError`` for images above a pixel budget (decompression bombs). It is
+the one decoder of the package: the image processor (file paths), ``hf-beit predict`` / ``segment``, the training
+data check and the HTTP server all decode through it. ``check_size`` lets a caller refuse an image from its header
+(size and mode) before any pixel is decoded, e.g. with :mod:`hf_beit.pixel_budget`.
 
 ``pil_to_rgb_array`` converts a PIL image of any mode to an ``(H, W, 3)`` uint8 array the way transformers'
 processors do (transparency composited onto white, everything else through ``Image.convert("RGB")``), with one
@@ -12,10 +15,12 @@ deliberate exception: 16-bit greyscale (``I;16*`` modes, e.g. 16-bit PNG/TIFF) i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -23,6 +28,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "ImageTooLargeError",
     "InvalidImageError",
     "load_image",
     "pil_padded_rgb_view",
@@ -31,6 +37,8 @@ __all__ = [
 ]
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+#: ``check_size(width, height, mode)``: raise (e.g. ``ImageTooLargeError``) to refuse an image before decoding it.
+SizeCheck = Callable[[int, int, str], None]
 
 #: Default pixel budget of ``load_image``: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -40,6 +48,10 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
 class InvalidImageError(ValueError):
     """The input could not be decoded into a usable image (corrupt, truncated, not an image, or too large)."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image is valid but above a pixel or memory budget; refused from its header, before decoding."""
 
 
 def _describe(source: ImageSource) -> str:
@@ -62,11 +74,35 @@ def _open_stream(source: ImageSource) -> BinaryIO:
     raise TypeError(f"load_image expects a path, bytes or a binary file object, got {type(source).__name__}.")
 
 
+@contextlib.contextmanager
+def _decoding_errors(what: str) -> Iterator[None]:
+    """Turn whatever Pillow raises for bad data into ``InvalidImageError`` / ``ImageTooLargeError``."""
+    try:
+        yield
+    except InvalidImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(
+            f"The image in {what} is too large to decode safely: it exceeds Pillow's decompression-bomb limit "
+            f"({error}). Raise PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
+        ) from error
+    except Image.UnidentifiedImageError as error:
+        raise InvalidImageError(
+            f"Could not identify an image format in {what}: it is not an image file Pillow can read, or its "
+            "header is corrupt."
+        ) from error
+    except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error ...
+        raise InvalidImageError(
+            f"The image in {what} is corrupt or truncated and could not be decoded ({type(error).__name__}: {error})."
+        ) from error
+
+
 def load_image(
     source: ImageSource,
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     convert_to_rgb: bool = False,
+    check_size: SizeCheck | None = None,
 ) -> Image.Image:
     """Decode ``source`` (path, bytes or binary file object) into a fully loaded PIL image.
 
@@ -78,46 +114,40 @@ def load_image(
         max_pixels: reject images with more than this many pixels before decoding them (``None`` = no own limit;
             Pillow still refuses images above twice ``PIL.Image.MAX_IMAGE_PIXELS``).
         convert_to_rgb: return an RGB image instead of the stored mode.
+        check_size: called with the header's ``(width, height, mode)`` before decoding (after the ``max_pixels``
+            check); it refuses an image by raising, e.g. ``ImageTooLargeError``; what it raises propagates unchanged.
 
     Raises:
-        InvalidImageError: empty, unrecognised, corrupt or truncated data, or an image above ``max_pixels``.
+        InvalidImageError: empty, unrecognised, corrupt or truncated data.
+        ImageTooLargeError: an image above ``max_pixels`` (or refused by ``check_size``).
     """
     what = _describe(source)
     stream = _open_stream(source)
     try:
-        with warnings.catch_warnings():
+        with _decoding_errors(what), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own budget below
             image = Image.open(stream)
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise InvalidImageError(
-                    f"The image in {what} is {width}x{height} = {width * height} pixels, above the limit of "
-                    f"{max_pixels} (possible decompression bomb). Pass a larger max_pixels if the image is trusted."
-                )
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(
+                f"The image in {what} is {width}x{height} = {width * height} pixels; at most {max_pixels} pixels "
+                "per image are accepted (possible decompression bomb). Pass a larger max_pixels if the image is "
+                "trusted."
+            )
+        if check_size is not None:
+            check_size(width, height, image.mode)  # what it raises propagates unchanged
+        with _decoding_errors(what):
             image.load()
-            image = ImageOps.exif_transpose(image)
-    except InvalidImageError:
-        raise
-    except Image.DecompressionBombError as error:
-        raise InvalidImageError(
-            f"The image in {what} exceeds Pillow's decompression-bomb limit ({error}). Raise "
-            "PIL.Image.MAX_IMAGE_PIXELS if the image is trusted."
-        ) from error
-    except Image.UnidentifiedImageError as error:
-        raise InvalidImageError(
-            f"Could not identify an image format in {what}: it is not an image file Pillow can read, or its "
-            "header is corrupt."
-        ) from error
-    except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error ...
-        raise InvalidImageError(
-            f"The image in {what} is corrupt or truncated and could not be decoded ({type(error).__name__}: {error})."
-        ) from error
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of upright images
     finally:
         if isinstance(source, (str, os.PathLike)):
             stream.close()
-    if convert_to_rgb:
-        return Image.fromarray(pil_to_rgb_array(image))
-    return image
+    return as_rgb(image) if convert_to_rgb else image
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """``image`` in RGB mode, converted as :func:`pil_to_rgb_array` does (``image`` itself if it already is)."""
+    return image if image.mode == "RGB" else Image.fromarray(pil_to_rgb_array(image))
 
 
 def sixteen_bit_to_uint8(array: np.ndarray) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""Safe reading of original BEiT checkpoints (unilm ``.pth``, DeepSpeed ``mp_rank_00_model_states.pt``, mmseg)."""
+"""Safe reading of original BEiT checkpoints (unilm ``.pth``, DeepSpeed ``mp_rank_00_model_states.pt``, mmseg).
+
+The file is untrusted: it is unpickled with ``weights_only=True``, and what it describes is checked before a model is
+built from it. The transformer blocks must be numbered ``0..N-1`` without gaps, and every block must hold the same
+tensors with the same shapes as block 0, so the depth a converter builds is backed by tensors actually present (one
+key ``blocks.99999.norm1.weight`` cannot ask for 100000 layers); every floating-point weight must be finite.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from .errors import CheckpointError
 CONTAINER_KEYS = ("model", "module", "state_dict")
 # Non-tensor objects found in original files that are safe to rebuild (unilm saves its argparse namespace).
 _SAFE_GLOBALS = [argparse.Namespace]
+_BLOCK_KEY = re.compile(r"^(?:backbone\.)?blocks\.(\d+)\.(.+)$")
 
 
 @dataclass
@@ -96,21 +103,70 @@ def _check_beit(state_dict: dict, path: Path) -> None:
         )
 
 
+def _check_blocks(state_dict: dict, path: Path) -> None:
+    """Blocks ``0..N-1`` without gaps, each with the tensors (names and shapes) of block 0."""
+    blocks: dict[int, dict[str, tuple[int, ...]]] = {}
+    for key, value in state_dict.items():
+        match = _BLOCK_KEY.match(key)
+        if match is None:
+            continue
+        number = match.group(1)
+        if number != str(int(number)):
+            raise CheckpointError(f"{path}: block number in {key!r} is not written canonically; not a BEiT checkpoint.")
+        blocks.setdefault(int(number), {})[match.group(2)] = tuple(value.shape)
+    if not blocks:
+        return  # reported by the converter ("no transformer blocks")
+    missing = sorted(set(range(max(blocks) + 1)) - set(blocks))
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise CheckpointError(
+            f"{path}: transformer blocks are not numbered 0..{max(blocks)} without gaps ({len(missing)} missing: "
+            f"{shown}); the checkpoint is damaged or not a BEiT checkpoint."
+        )
+    first = blocks[0]
+    for number, tensors in blocks.items():
+        if tensors == first:
+            continue
+        only_first = [f"blocks.0.{name}" for name in sorted(first.keys() - tensors.keys())]
+        only_here = [f"blocks.{number}.{name}" for name in sorted(tensors.keys() - first.keys())]
+        shapes = [f"blocks.{number}.{name} {tensors[name]} vs {first[name]}"
+                  for name in sorted(first.keys() & tensors.keys()) if tensors[name] != first[name]]
+        details = ", ".join((only_first + only_here + shapes)[:5])
+        raise CheckpointError(
+            f"{path}: block {number} does not hold the same tensors as block 0 ({details}); the checkpoint is "
+            "damaged or not a BEiT checkpoint."
+        )
+
+
+def _check_finite(state_dict: dict, path: Path) -> None:
+    bad = [key for key, value in state_dict.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(
+            f"{path}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:5])}); the training "
+            "run diverged or the file is damaged. Convert an earlier checkpoint."
+        )
+
+
 def load_original_checkpoint(path: str | os.PathLike, use_ema: bool = False) -> OriginalCheckpoint:
     """Read an original checkpoint with ``torch.load(weights_only=True)`` and return its weights.
 
     The weights may sit under ``model`` (unilm), ``module`` (DeepSpeed), ``state_dict`` (mmseg) or at the top level;
     a leading ``module.`` prefix is stripped. ``use_ema`` takes ``model_ema`` instead. Raises ``CheckpointError``
-    for missing, truncated, unsafe or non-BEiT files.
+    for missing, unreadable, truncated, unsafe or non-BEiT files, blocks not numbered ``0..N-1`` with equal
+    contents, and non-finite weights.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist or is not a file.")
     if path.stat().st_size == 0:
         raise CheckpointError(f"Checkpoint {path} is empty. Download the file again.")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"Checkpoint {path} cannot be read (permission denied); check its permissions.")
     obj = _torch_load(path)
     weights, container = _select_weights(obj, use_ema)
     state_dict = _strip_module_prefix(weights)
     _check_beit(state_dict, path)
+    _check_blocks(state_dict, path)
+    _check_finite(state_dict, path)
     metadata = obj.get("meta", {}) if isinstance(obj.get("meta"), Mapping) else {}
     return OriginalCheckpoint(state_dict=state_dict, container=container, path=str(path), metadata=dict(metadata))

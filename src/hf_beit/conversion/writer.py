@@ -51,7 +51,7 @@ def write_repo(
     after the new content is complete and checked.
     """
     output = check_output_dir(output, overwrite).absolute()
-    with atomic_output_dir(output, overwrite=True) as staging:  # overwriting was decided just above
+    with atomic_output_dir(output, overwrite=overwrite) as staging:  # checked again when renaming into place
         config.save_pretrained(staging)
         save_file(_materialise(state_dict), staging / WEIGHTS_NAME, metadata={"format": "pt"})
         (staging / PREPROCESSOR_NAME).write_text(json.dumps(preprocessor_config, indent=2) + "\n", encoding="utf-8")

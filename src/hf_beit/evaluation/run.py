@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..atomic_io import atomic_output_dir
 from ..hub import resolve_model_dir
+from ..image_loading import as_rgb
 from ..pictures import bar_chart, matrix_chart
 from ..tasks import task_of_config
 from ..training.datasets import DataError, infer_label_schema, load_source
@@ -105,7 +106,7 @@ def _classification(model, processor, dataset, batch_size, label_column, thresho
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     logits, targets = [], []
     for rows in _batches(dataset, batch_size, progress):
-        inputs = processor([image.convert("RGB") for image in rows["image"]], return_tensors="pt")
+        inputs = processor([as_rgb(image) for image in rows["image"]], return_tensors="pt")
         logits.append(model(**inputs).logits.float().numpy())
         targets += [schema.encode(value) for value in rows[column]]
     scores = np.concatenate(logits)
@@ -141,7 +142,7 @@ def _segmentation(model, processor, dataset, batch_size, label_column, threshold
         raise DataError(f"No mask column among {dataset.column_names}; pass --label-column.")
     predictions, references = [], []
     for rows in _batches(dataset, batch_size, progress):
-        images = [image.convert("RGB") for image in rows["image"]]
+        images = [as_rgb(image) for image in rows["image"]]
         inputs = processor(images, segmentation_maps=[np.asarray(m) for m in rows[column]], return_tensors="pt")
         logits = model(pixel_values=inputs["pixel_values"]).logits
         labels = inputs["labels"]

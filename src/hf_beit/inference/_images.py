@@ -1,12 +1,21 @@
-"""Image inputs of the command-line tools: expand files, folders and globs; open images as RGB."""
+"""Image inputs of the command-line tools and the server: expand files, folders and globs; decode images through
+the one decoder (:func:`hf_beit.image_loading.load_image`) under a pixel budget and preprocess them one at a time."""
 
 from __future__ import annotations
 
 import glob
 import os
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+import torch
+from PIL import Image
+
+from ..image_loading import ImageSource, InvalidImageError, load_image
+from ..pixel_budget import PixelBudget, processor_geometry
+
+#: Budget of the command-line tools (local files): Pillow's own decompression-bomb threshold, 4 MP after resizing.
+CLI_BUDGET = PixelBudget(max_pixels=89_478_485)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 _GLOB_CHARS = set("*?[")
@@ -42,10 +51,35 @@ def expand_image_paths(inputs: list[str | os.PathLike], recursive: bool = False)
     return list(dict.fromkeys(found))
 
 
-def open_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open an image file as RGB, upright per its EXIF orientation; unreadable files raise ``ValueError``."""
+def open_rgb(path: str | os.PathLike, budget: PixelBudget = CLI_BUDGET) -> Image.Image:
+    """Open an image file as 8-bit RGB, upright per its EXIF orientation (transparency on white, 16-bit scaled).
+
+    Unreadable files and images above ``budget.max_pixels`` raise ``InvalidImageError`` (a ``ValueError``).
+    """
     try:
-        with Image.open(path) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"Cannot read image {os.fspath(path)!r}: {error}") from error
+        return load_image(path, max_pixels=budget.max_pixels, convert_to_rgb=True)
+    except (InvalidImageError, OSError) as error:
+        raise InvalidImageError(f"Cannot read image {os.fspath(path)!r}: {error}") from error
+
+
+def load_pixel_values(source: ImageSource, image_processor: Any, budget: PixelBudget, what: str,
+                      on_cost: Any = None) -> torch.Tensor:
+    """Decode one image and preprocess it: ``(C, H, W)`` float32 pixel values; the decoded image is dropped.
+
+    The budget is applied to the header before decoding: the stored size, and the size the processor's resize would
+    give (``ImageTooLargeError``). ``on_cost(ImageCost)`` is called before decoding (the server charges it).
+    """
+    check = budget.size_check(processor_geometry(image_processor), what, on_cost)
+    image = load_image(source, max_pixels=budget.max_pixels, check_size=check)
+    try:
+        return image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+    except (ValueError, RuntimeError) as error:  # e.g. a side resized to 0 pixels by the processor's own rule
+        raise InvalidImageError(f"{what} ({image.width}x{image.height}) could not be preprocessed: {error}") from error
+
+
+def read_pixel_values(path: Path, image_processor: Any, budget: PixelBudget = CLI_BUDGET) -> torch.Tensor:
+    """:func:`load_pixel_values` for a local file; every failure raises ``InvalidImageError`` naming the file."""
+    try:
+        return load_pixel_values(path, image_processor, budget, "the image")
+    except (InvalidImageError, OSError) as error:
+        raise InvalidImageError(f"Cannot read image {str(path)!r}: {error}") from error

@@ -18,12 +18,14 @@ def _size(values: list[int] | None) -> tuple[int, int] | None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from ..atomic_io import atomic_write_text
     from ._images import expand_image_paths
     from ._loading import load_image_processor, load_model
-    from .predict import format_predictions, predict_images
+    from .predict import check_report_target, failures, format_predictions, predict_images, write_report
 
     paths = expand_image_paths(args.images, recursive=args.recursive)
+    to_file = args.output not in (None, "-")
+    if to_file:
+        check_report_target(args.output, paths)
     model = load_model(args.model, "image-classification", device=args.device)
     processor = load_image_processor(args.model)
     if args.engine != "pytorch":
@@ -35,11 +37,21 @@ def _run_predict(args: argparse.Namespace) -> int:
     results = predict_images(model, processor, paths, batch_size=args.batch_size, top_k=args.top_k,
                              threshold=args.threshold, progress=not args.quiet)
     text = format_predictions(results, args.format)
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
+    if to_file:
+        write_report(text, args.output, paths)
     else:
-        atomic_write_text(args.output, text)
-    return 0
+        sys.stdout.write(text)
+    return _report_failures(args.command, [(r["image"], r["error"]) for r in failures(results)], len(results))
+
+
+def _report_failures(command: str, failed: list[tuple[str, str]], total: int) -> int:
+    """Name every image that could not be processed (stderr); exit code 1 if there is one, else 0."""
+    for _, message in failed:
+        print(f"hf-beit {command}: {message}", file=sys.stderr)
+    if failed:
+        print(f"hf-beit {command}: {len(failed)} of {total} images failed (listed above); the others were written.",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _engine_model(model, processor, paths, args: argparse.Namespace):
@@ -63,26 +75,24 @@ def _run_segment(args: argparse.Namespace) -> int:
     model = load_model(args.model, "image-segmentation", device=args.device)
     processor = load_image_processor(args.model)
     resize_scale = None if args.no_resize else (tuple(args.resize_scale) if args.resize_scale else "auto")
-    written = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                            crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
-                            window_batch_size=args.batch_size, tta_scales=args.tta)
-    print(f"Wrote {len(written)} masks and overlays to {args.output}", file=sys.stderr)
-    return 0
+    report = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
+                           crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
+                           window_batch_size=args.batch_size, tta_scales=args.tta)
+    print(f"Wrote {len(report.written)} masks and overlays to {args.output}", file=sys.stderr)
+    return _report_failures(args.command, report.failed, len(paths))
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ._loading import load_image_processor, load_model
-    from .server import ServerLimits, UrlPolicy, create_app
+    from .server import create_app
+    from .server.options import limits_from_args, serve, url_policy_from_args
 
-    limits = ServerLimits(max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_images=args.max_images,
-                          max_pixels=args.max_pixels)
-    policy = UrlPolicy.from_hosts(args.allow_url_host)
+    limits = limits_from_args(args)
+    policy = url_policy_from_args(args)
     model = load_model(args.model, "image-classification", device=args.device)
     app = create_app(model, load_image_processor(args.model), limits=limits, url_policy=policy, top_k=args.top_k,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    serve(app, limits, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -97,6 +107,8 @@ def _add_common(parser: argparse.ArgumentParser, with_images: bool = True) -> No
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``predict``, ``segment`` and ``serve`` sub-commands."""
+    from .server.options import add_limit_arguments
+
     predict = subparsers.add_parser("predict", help="classify images (top-k labels; JSON or CSV)")
     _add_common(predict)
     predict.add_argument("--batch-size", type=int, default=8)
@@ -136,9 +148,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--allow-url-host", action="append", default=[], metavar="HOST",
                        help="allow fetching image URLs from HOST (repeatable; default: URLs refused)")
-    serve.add_argument("--max-body-mb", type=float, default=16.0)
-    serve.add_argument("--max-images", type=int, default=16, help="images per request")
-    serve.add_argument("--max-pixels", type=int, default=25_000_000, help="pixels per image (decoded)")
+    add_limit_arguments(serve)
     serve.add_argument("--max-batch-size", type=int, default=16, help="images per forward pass")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="time to gather concurrent requests")
     serve.add_argument("--top-k", type=int, default=None, help="return only the K best labels (default: all)")

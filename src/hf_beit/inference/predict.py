@@ -1,4 +1,8 @@
-"""Batch image classification: class probabilities, top-k / thresholded labels, JSON and CSV reports."""
+"""Batch image classification: class probabilities, top-k / thresholded labels, JSON and CSV reports.
+
+Images are decoded and preprocessed one at a time under a pixel budget (only their pixel values wait for the batch),
+and an image that cannot be read is reported in its own result (``"error"``) instead of ending the run.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ._images import open_rgb
+from ..atomic_io import atomic_write_text
+from ..image_loading import InvalidImageError
+from ..pixel_budget import PixelBudget
+from ._images import CLI_BUDGET, read_pixel_values
 from ._loading import is_multi_label, label_names
 
 DEFAULT_TOP_K = 5
@@ -29,12 +36,30 @@ def class_probabilities(model: torch.nn.Module, image_processor: Any, images: Se
     """
     if not images:
         return torch.empty(0, model.config.num_labels)
-    pixel_values = image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-    parameter = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None  # else an EngineModel
-    if parameter is not None:
-        pixel_values = pixel_values.to(parameter.device, parameter.dtype)
-    logits = model(pixel_values=pixel_values).logits.float().cpu()
-    return logits.sigmoid() if is_multi_label(model.config) else logits.softmax(dim=-1)
+    return pixel_probabilities(model, list(image_processor(images=list(images))["pixel_values"]))
+
+
+@torch.no_grad()
+def pixel_probabilities(model: Any, pixel_values: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Probabilities ``(len(pixel_values), num_labels)`` of preprocessed ``(C, H, W)`` images, in input order.
+
+    ``model`` is an ``nn.Module`` or an :class:`hf_beit.export.EngineModel`. Images of equal size run as one batch;
+    images of different sizes (a processor without a fixed output size) run in one batch per size.
+    """
+    if not pixel_values:
+        return torch.empty(0, model.config.num_labels)
+    parameter = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, values in enumerate(pixel_values):
+        by_shape.setdefault(tuple(values.shape), []).append(index)
+    probs = torch.empty(len(pixel_values), model.config.num_labels)
+    for indices in by_shape.values():
+        batch = torch.stack([pixel_values[i] for i in indices])
+        if parameter is not None:
+            batch = batch.to(parameter.device, parameter.dtype)
+        logits = model(pixel_values=batch).logits.float().cpu()
+        probs[indices] = logits.sigmoid() if is_multi_label(model.config) else logits.softmax(dim=-1)
+    return probs
 
 
 def top_predictions(
@@ -58,11 +83,13 @@ def predict_images(
     top_k: int | None = None,
     threshold: float = 0.5,
     progress: bool = True,
+    budget: PixelBudget = CLI_BUDGET,
 ) -> list[dict[str, Any]]:
     """Classify image files in batches; one ``{"image": path, "predictions": [...]}`` per file, in input order.
 
     Single-label models keep the ``top_k`` best classes (default 5). Multi-label models keep every class whose
-    sigmoid score is >= ``threshold``, at most ``top_k`` if given.
+    sigmoid score is >= ``threshold``, at most ``top_k`` if given. A file that cannot be read (corrupt, not an
+    image, above ``budget``) gets ``{"image": path, "error": message}`` and the others are still classified.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
@@ -73,24 +100,57 @@ def predict_images(
     with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
         for start in range(0, len(paths), batch_size):
             batch = [Path(p) for p in paths[start:start + batch_size]]
-            probs = class_probabilities(model, image_processor, [open_rgb(p) for p in batch])
-            for path, row in zip(batch, probs):
-                kept = top_predictions(row, labels, keep_k, threshold if multi_label else None)
+            read, errors = [], {}
+            for path in batch:
+                try:
+                    read.append((path, read_pixel_values(path, image_processor, budget)))
+                except InvalidImageError as error:
+                    errors[path] = str(error)
+            probs = iter(pixel_probabilities(model, [values for _, values in read]))
+            for path in batch:
+                if path in errors:
+                    results.append({"image": str(path), "error": errors[path]})
+                    continue
+                kept = top_predictions(next(probs), labels, keep_k, threshold if multi_label else None)
                 results.append({"image": str(path), "predictions": kept})
             bar.update(len(batch))
     return results
 
 
 def format_predictions(results: Sequence[dict[str, Any]], fmt: str = "json") -> str:
-    """Render :func:`predict_images` results as JSON (a list) or CSV (``image,rank,label,score``, rank from 1)."""
+    """Render :func:`predict_images` results as JSON (a list) or CSV (``image,rank,label,score,error``, rank from
+    1; an unreadable image is one row with only ``image`` and ``error``)."""
     if fmt == "json":
         return json.dumps(list(results), indent=2) + "\n"
     if fmt != "csv":
         raise ValueError(f"Unknown output format {fmt!r}; use 'json' or 'csv'.")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image", "rank", "label", "score"])
+    writer.writerow(["image", "rank", "label", "score", "error"])
     for result in results:
-        for rank, prediction in enumerate(result["predictions"], start=1):
-            writer.writerow([result["image"], rank, prediction["label"], f"{prediction['score']:.6g}"])
+        if "error" in result:
+            writer.writerow([result["image"], "", "", "", result["error"]])
+        for rank, prediction in enumerate(result.get("predictions", ()), start=1):
+            writer.writerow([result["image"], rank, prediction["label"], f"{prediction['score']:.6g}", ""])
     return buffer.getvalue()
+
+
+def check_report_target(output: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
+    """Refuse an ``--output`` that is a folder or one of the ``inputs`` (writing it would replace an image)."""
+    target = Path(output)
+    if target.is_dir():
+        raise IsADirectoryError(f"--output {str(target)!r} is a folder; pass a file name such as predictions.json.")
+    if target.exists() and any(target.samefile(path) for path in inputs if Path(path).exists()):
+        raise FileExistsError(f"--output {str(target)!r} is one of the input images; it would be overwritten. "
+                              "Choose another file name.")
+
+
+def write_report(text: str, output: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
+    """Write ``text`` to ``output`` atomically after :func:`check_report_target`."""
+    check_report_target(output, inputs)
+    atomic_write_text(output, text)
+
+
+def failures(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results of images that could not be classified."""
+    return [result for result in results if "error" in result]

@@ -11,18 +11,23 @@ from __future__ import annotations
 import colorsys
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
 from ..atomic_io import atomic_output_dir
-from ._images import open_rgb
+from ..image_loading import InvalidImageError, as_rgb, load_image
+from ..pixel_budget import Geometry, PixelBudget
+from ._images import CLI_BUDGET
+from .class_map import upsampled_class_ids
 from .sliding_window import sliding_window_logits, to_pair
+
+ResizeScale = tuple[int, int] | None | str
 
 
 def default_crop_and_stride(config: Any) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -36,7 +41,27 @@ def keep_ratio_size(width: int, height: int, scale: tuple[int, int]) -> tuple[in
     """mmcv's keep-ratio rescale: the largest size with long side <= ``max(scale)`` and short side <= ``min(scale)``."""
     long_edge, short_edge = max(scale), min(scale)
     factor = min(long_edge / max(width, height), short_edge / min(width, height))
-    return int(width * factor + 0.5), int(height * factor + 0.5)
+    return max(1, int(width * factor + 0.5)), max(1, int(height * factor + 0.5))  # mmcv would give 0 for thin images
+
+
+def _windows(config: Any, crop_size: Any, stride: Any, resize_scale: ResizeScale):
+    """Crop, stride and resize scale with the defaults filled in (``"auto"`` = ``(4 * crop, crop)``)."""
+    default_crop, default_stride = default_crop_and_stride(config)
+    crop_size = to_pair(default_crop if crop_size is None else crop_size, "crop_size")
+    stride = to_pair(default_stride if stride is None else stride, "stride")
+    if resize_scale == "auto":
+        resize_scale = (4 * min(crop_size), min(crop_size))
+    return crop_size, stride, resize_scale
+
+
+def resize_geometry(resize_scale: tuple[int, int] | None) -> Geometry:
+    """The geometry (:mod:`hf_beit.pixel_budget`) of the keep-ratio resize: the image is slid over at that size."""
+
+    def geometry(height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        size = (height, width) if resize_scale is None else keep_ratio_size(width, height, resize_scale)[::-1]
+        return size, size
+
+    return geometry
 
 
 def _pixel_values(image: Image.Image, image_processor: Any, resize_scale: tuple[int, int] | None) -> torch.Tensor:
@@ -53,7 +78,7 @@ def segment_image(
     image: Image.Image,
     crop_size: int | tuple[int, int] | None = None,
     stride: int | tuple[int, int] | None = None,
-    resize_scale: tuple[int, int] | None | str = "auto",
+    resize_scale: ResizeScale = "auto",
     window_batch_size: int = 4,
     tta_scales: Sequence[float] | None = None,
 ) -> torch.Tensor:
@@ -62,24 +87,26 @@ def segment_image(
     ``crop_size``/``stride`` default to :func:`default_crop_and_stride`. ``resize_scale``: ``"auto"`` =
     ``(4 * crop, crop)`` keep-ratio resize first, ``None`` = keep the image size, or an explicit ``(long, short)``.
     ``tta_scales``: multi-scale + flip test-time augmentation over these ratios of ``resize_scale`` (empty:
-    mmseg's 0.5-1.75), see :mod:`hf_beit.inference.tta`.
+    mmseg's 0.5-1.75), see :mod:`hf_beit.inference.tta`. An image that is narrower than one patch after the resize
+    raises ``ValueError``.
     """
     if tta_scales is not None:
         from .tta import tta_class_ids
 
         return tta_class_ids(model, image_processor, image, tta_scales, crop_size=crop_size, stride=stride,
                              resize_scale=resize_scale, window_batch_size=window_batch_size)
-    default_crop, default_stride = default_crop_and_stride(model.config)
-    crop_size = to_pair(default_crop if crop_size is None else crop_size, "crop_size")
-    stride = to_pair(default_stride if stride is None else stride, "stride")
-    if resize_scale == "auto":
-        resize_scale = (4 * min(crop_size), min(crop_size))
+    crop_size, stride, resize_scale = _windows(model.config, crop_size, stride, resize_scale)
+    image = as_rgb(image)
     parameter = next(model.parameters())
-    pixel_values = _pixel_values(image.convert("RGB"), image_processor, resize_scale)
+    pixel_values = _pixel_values(image, image_processor, resize_scale)
+    patch = min(model.config.patch_size_2d)
+    if min(pixel_values.shape[-2:]) < patch:
+        height, width = pixel_values.shape[-2:]
+        raise ValueError(f"The image is {image.width}x{image.height} pixels, {width}x{height} after resizing: "
+                         f"narrower than one {patch}-pixel patch, so it cannot be segmented.")
     pixel_values = pixel_values.to(parameter.device, parameter.dtype)
     logits = sliding_window_logits(model, pixel_values, crop_size, stride, window_batch_size)
-    logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
-    return logits[0].argmax(dim=0).cpu()
+    return upsampled_class_ids(logits, image.height, image.width).cpu()
 
 
 def palette(num_colors: int) -> np.ndarray:
@@ -101,17 +128,35 @@ def overlay_image(image: Image.Image, class_ids: torch.Tensor | np.ndarray, num_
                   alpha: float = 0.5) -> Image.Image:
     """Blend the class colours over the image (``alpha`` = weight of the colours)."""
     coloured = Image.fromarray(palette(num_labels)[np.asarray(class_ids)])
-    return Image.blend(image.convert("RGB"), coloured, alpha)
+    rgb = as_rgb(image)
+    return Image.blend(rgb, coloured, alpha)
 
 
 def _output_stems(paths: Sequence[Path]) -> list[str]:
-    used: dict[str, int] = {}
+    """One distinct output stem per input: the file stem, with ``-2``, ``-3``... when that name is taken.
+
+    Names are compared case-insensitively (case-insensitive file systems), so ``a/x.png``, ``b/x.png`` and
+    ``c/x-2.png`` get three different outputs.
+    """
+    taken: set[str] = {path.stem.lower() for path in paths}
+    used: set[str] = set()
     stems = []
     for path in paths:
-        stem = path.stem
-        used[stem] = used.get(stem, 0) + 1
-        stems.append(stem if used[stem] == 1 else f"{stem}-{used[stem]}")
+        stem, number = path.stem, 1
+        while stem.lower() in used or (number > 1 and stem.lower() in taken):
+            number += 1
+            stem = f"{path.stem}-{number}"
+        used.add(stem.lower())
+        stems.append(stem)
     return stems
+
+
+@dataclass
+class SegmentationReport:
+    """What :func:`segment_files` wrote (mask paths at their final location) and which inputs failed, and why."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def segment_files(
@@ -121,20 +166,35 @@ def segment_files(
     output_dir: str | os.PathLike,
     overwrite: bool = False,
     progress: bool = True,
+    budget: PixelBudget = CLI_BUDGET,
     **segment_kwargs: Any,
-) -> list[Path]:
+) -> SegmentationReport:
     """Write ``<stem>_mask.png`` and ``<stem>_overlay.png`` per image into ``output_dir`` (atomically).
 
-    Repeated stems get ``-2``, ``-3``... suffixes. ``segment_kwargs`` go to :func:`segment_image`.
-    Returns the written mask paths (at their final location).
+    Repeated stems get ``-2``, ``-3``... suffixes. ``segment_kwargs`` go to :func:`segment_image`. Each image is
+    checked against ``budget`` from its header (stored size, and size after the keep-ratio resize) before it is
+    decoded. An image that cannot be read or segmented is listed in the report's ``failed`` with its path and the
+    reason, and the others are still written; if none can be, ``ValueError`` is raised and nothing is written.
     """
     paths = [Path(p) for p in paths]
     num_labels = model.config.num_labels
-    stems = _output_stems(paths)
+    _, _, resize_scale = _windows(model.config, segment_kwargs.get("crop_size"), segment_kwargs.get("stride"),
+                                  segment_kwargs.get("resize_scale", "auto"))
+    check = budget.size_check(resize_geometry(resize_scale), "the image")
+    report = SegmentationReport()
     with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
-        for path, stem in tqdm(list(zip(paths, stems)), desc="segment", unit="img", disable=not progress):
-            image = open_rgb(path)
-            class_ids = segment_image(model, image_processor, image, **segment_kwargs)
+        for path, stem in tqdm(list(zip(paths, _output_stems(paths))), desc="segment", unit="img",
+                               disable=not progress):
+            try:
+                image = load_image(path, max_pixels=budget.max_pixels, convert_to_rgb=True, check_size=check)
+                class_ids = segment_image(model, image_processor, image, **segment_kwargs)
+            except (InvalidImageError, OSError, ValueError) as error:
+                report.failed.append((path, f"Cannot segment image {str(path)!r}: {error}"))
+                continue
             mask_image(class_ids, num_labels).save(tmp / f"{stem}_mask.png")
             overlay_image(image, class_ids, num_labels).save(tmp / f"{stem}_overlay.png")
-    return [Path(output_dir) / f"{stem}_mask.png" for stem in stems]
+            report.written.append(Path(output_dir) / f"{stem}_mask.png")
+        if not report.written:
+            raise ValueError(f"None of the {len(paths)} images could be segmented; nothing was written. First: "
+                             f"{report.failed[0][1]}")
+    return report

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .segment import _pixel_values, default_crop_and_stride
-from .sliding_window import sliding_window_logits, to_pair
+from ..image_loading import as_rgb
+from .segment import _pixel_values, _windows
+from .sliding_window import sliding_window_logits
 
 #: mmseg's ``img_ratios`` for BEiT's ms+flip ADE20k results
 MMSEG_RATIOS: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -50,12 +51,8 @@ def tta_probabilities(
     scales = tuple(scales) or MMSEG_RATIOS
     if any(ratio <= 0 for ratio in scales):
         raise ValueError(f"Test-time scales must be positive ratios, got {scales}.")
-    default_crop, default_stride = default_crop_and_stride(model.config)
-    crop_size = to_pair(default_crop if crop_size is None else crop_size, "crop_size")
-    stride = to_pair(default_stride if stride is None else stride, "stride")
-    image = image.convert("RGB")
-    if resize_scale == "auto":
-        resize_scale = (4 * min(crop_size), min(crop_size))
+    crop_size, stride, resize_scale = _windows(model.config, crop_size, stride, resize_scale)
+    image = as_rgb(image)
     base = (image.height, image.width) if resize_scale is None else tuple(resize_scale)
     parameter = next(model.parameters())
     total, views = None, 0

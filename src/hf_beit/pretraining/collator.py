@@ -18,7 +18,7 @@ from torch.utils.data import get_worker_info
 from torchvision.transforms import ColorJitter, InterpolationMode, RandomResizedCrop
 from torchvision.transforms import functional as TF
 
-from hf_beit.image_loading import pil_to_rgb_array
+from hf_beit.image_loading import as_rgb
 from hf_beit.masking import MaskingGenerator
 from hf_beit.tokenizers.base import VisualTokenizer
 
@@ -31,7 +31,7 @@ __all__ = ["IGNORE_INDEX", "DataCollatorForBeitPretraining", "TwoViewTransform"]
 
 def _to_pil(image: Any) -> Image.Image:
     if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else Image.fromarray(pil_to_rgb_array(image))
+        return as_rgb(image)
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim in (2, 3):
         return Image.fromarray(image).convert("RGB")
     raise TypeError(

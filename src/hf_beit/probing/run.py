@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..atomic_io import atomic_output_dir
+from ..image_loading import as_rgb
 from .features import block_features
 from .plot import plot_accuracies
 from .train import ProbeResult, ProbeSettings, train_probes
@@ -19,7 +20,7 @@ PLOT_NAME = "probe_accuracy.png"
 
 def _pixel_values(processor, images, batch_size: int = 64) -> torch.Tensor:
     batches = [
-        processor(images=[image.convert("RGB") for image in images[start : start + batch_size]], return_tensors="pt")
+        processor(images=[as_rgb(image) for image in images[start : start + batch_size]], return_tensors="pt")
         for start in range(0, len(images), batch_size)
     ]
     return torch.cat([batch["pixel_values"] for batch in batches])

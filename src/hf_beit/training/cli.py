@@ -1,6 +1,7 @@
 """``hf-beit train classification|segmentation``: command-line front end of :mod:`hf_beit.training.recipes`.
 
-Runs unchanged under ``torchrun --nproc_per_node N -m hf_beit.cli train ...`` (DDP, gloo on CPU).
+Runs unchanged under ``torchrun --nproc_per_node N -m hf_beit.cli train ...`` (DDP, gloo on CPU). Bad data, bad
+arguments and missing files end with one message and exit code 2 (:mod:`hf_beit.command_errors`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import logging
 import os
 
+from ..command_errors import guarded
 from .augment_settings import AugmentConfig
 
 
@@ -134,4 +136,4 @@ def add_parser(subparsers) -> None:
         _add_optimisation_arguments(parser)
         _add_augment_arguments(parser)
         _add_run_arguments(parser)
-        parser.set_defaults(func=_run, task=task)
+        parser.set_defaults(func=guarded(_run, name=f"train {task}"), task=task)

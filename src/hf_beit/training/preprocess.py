@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from ..image_loading import as_rgb
 from ..segmentation_labels import reduce_labels
 from .augment import as_mask
 from .datasets import DataError, LabelSchema
@@ -32,7 +33,7 @@ class ClassificationExample:
             if column not in row:
                 raise DataError(f"Column {column!r} not found; columns are {list(row)}.")
         return {
-            "pixel_values": self.transform(row[self.image_column].convert("RGB")),
+            "pixel_values": self.transform(as_rgb(row[self.image_column])),
             "labels": self.schema.encode(row[self.label_column]),
         }
 
@@ -69,7 +70,7 @@ class SegmentationExample:
         image, mask = row[self.image_column], self._mask(row[self.mask_column])
         if tuple(mask.shape) != (image.height, image.width):
             raise DataError(f"Mask size {tuple(mask.shape)} differs from image size {(image.height, image.width)}.")
-        pixels, mask = self.transform(image.convert("RGB"), mask)
+        pixels, mask = self.transform(as_rgb(image), mask)
         return {"pixel_values": pixels, "labels": torch.as_tensor(np.asarray(mask), dtype=torch.long)}
 
 

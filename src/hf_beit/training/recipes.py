@@ -12,7 +12,7 @@ from typing import Any
 
 import datasets
 import torch
-from transformers import TrainingArguments
+from transformers import TrainingArguments, set_seed
 
 from .. import BEIT_PRESETS, BeitConfig
 from ..hub import resolve_model_dir
@@ -29,6 +29,7 @@ from .augment import (
 from .checkpoints import resume_path, save_final_model
 from .collators import collate_pixel_batch
 from .curves import write_curves
+from .data_check import check_class_folders, check_training_data
 from .datasets import LabelSchema, infer_label_schema, load_source, segmentation_schema, with_validation_split
 from .init_from import build_model, finetune_config
 from .metrics.trainer_metrics import (
@@ -169,6 +170,7 @@ def _label_column(args: FinetuneArguments, train: datasets.Dataset) -> str:
     for name in candidates:
         if name in train.column_names:
             return name
+    check_class_folders(args.dataset)  # an image folder of one class has no label column at all
     raise ValueError(f"No label column found among {train.column_names}; pass --label-column.")
 
 
@@ -275,10 +277,13 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         schema = segmentation_schema(data["train"], root, args.num_labels, args.ignore_index)
     else:
         schema = infer_label_schema(data["train"], label_column)
+    check_training_data(data, args.task, schema, args.image_column, label_column, args.reduce_labels,
+                        args.ignore_index, progress=not args.disable_tqdm)
     config = _base_config(args, schema)
     if args.task == "classification":
         config.problem_type = "multi_label_classification" if schema.multi_label else "single_label_classification"
     image_size = config.image_size_2d[0]
+    set_seed(args.seed)  # the new weights are drawn here, before the Trainer seeds: same seed, same model
     model = build_model(args.task, config, args.init_from, args.head_init_scale)
     splits = _wrap_splits(args, data, schema, label_column, image_size)
 

@@ -3,12 +3,17 @@
 Requests are queued on the event loop; a single worker task takes the first waiting request, waits ``max_wait_ms``
 for others to arrive, packs whole requests up to ``max_batch_size`` images and runs the model in one dedicated
 thread (so the event loop keeps accepting connections and the model is never called concurrently).
+
+Requests are isolated: a request whose caller went away (its future cancelled) is dropped before its batch runs,
+and when a shared batch fails each of its requests is run again on its own, so only the request that makes the
+model fail gets the error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,11 +30,18 @@ class _Job:
 
 @dataclass
 class BatchStats:
-    """Counters for monitoring: forward passes run, images and requests served."""
+    """Counters for monitoring: forward passes run, images and requests served, time spent in the model."""
 
     batches: int = 0
     images: int = 0
     requests: int = 0
+    dropped: int = 0  # requests whose caller had gone before their batch ran
+    model_seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        """Model throughput measured so far (0 before the first batch)."""
+        return self.images / self.model_seconds if self.model_seconds > 0 else 0.0
 
 
 class MicroBatcher:
@@ -89,31 +101,62 @@ class MicroBatcher:
             size = len(batch[0].items)
             while size < self.max_batch_size and not self._queue.empty():
                 job = self._queue.get_nowait()
+                if job.future.done():  # its caller went away while it waited: never computed
+                    self.stats.dropped += 1
+                    continue
                 if size + len(job.items) > self.max_batch_size:
                     carry = job
                     break
                 batch.append(job)
                 size += len(job.items)
-            batch = [job for job in batch if not job.future.done()]  # drop requests whose client went away
-            if batch:
-                await self._process(loop, batch)
+            live = [job for job in batch if not job.future.done()]  # drop requests whose client went away
+            self.stats.dropped += len(batch) - len(live)
+            if live:
+                await self._process(loop, live)
+
+    async def _call(self, loop: asyncio.AbstractEventLoop, items: list[Any]) -> Sequence[Any]:
+        start = time.perf_counter()
+        results = await loop.run_in_executor(self._executor, self.fn, items)
+        self.stats.model_seconds += time.perf_counter() - start
+        if len(results) != len(items):
+            raise RuntimeError(f"Batch function returned {len(results)} results for {len(items)} items.")
+        return results
 
     async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> None:
         flat = [item for job in batch for item in job.items]
         try:
-            results = await loop.run_in_executor(self._executor, self.fn, flat)
-            if len(results) != len(flat):
-                raise RuntimeError(f"Batch function returned {len(results)} results for {len(flat)} items.")
-        except Exception as error:  # noqa: BLE001 - forwarded to every waiting request
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(error)
+            results = await self._call(loop, flat)
+        except Exception as error:  # noqa: BLE001 - forwarded to the request(s) that cause it
+            if len(batch) == 1:
+                _finish(batch[0], error=error)
+                return
+            for job in batch:  # isolate: run each request of the failed batch on its own
+                if job.future.done():
+                    continue
+                try:
+                    _finish(job, await self._call(loop, job.items))
+                except Exception as own_error:  # noqa: BLE001
+                    _finish(job, error=own_error)
+                    continue
+                self._count([job])
             return
-        self.stats.batches += 1
-        self.stats.images += len(flat)
-        self.stats.requests += len(batch)
+        self._count(batch)
         start = 0
         for job in batch:
-            if not job.future.done():
-                job.future.set_result(list(results[start:start + len(job.items)]))
+            _finish(job, list(results[start:start + len(job.items)]))
             start += len(job.items)
+
+
+    def _count(self, jobs: list[_Job]) -> None:
+        self.stats.batches += 1
+        self.stats.images += sum(len(job.items) for job in jobs)
+        self.stats.requests += len(jobs)
+
+
+def _finish(job: _Job, result: Any = None, error: Exception | None = None) -> None:
+    if job.future.done():
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(list(result))

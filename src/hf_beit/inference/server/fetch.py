@@ -1,19 +1,29 @@
 """Fetching image URLs, off unless the server was started with an allow-list of hosts (SSRF protection).
 
 Only ``http``/``https`` URLs whose host name is on the allow-list are fetched; redirects are not followed (a redirect
-could point anywhere), proxies from the environment are not used, and the download is capped in size and time.
-The allow-list compares host names as written in the URL; it does not pin DNS answers, so list only hosts whose
-DNS you trust.
+could point anywhere), proxies from the environment are not used, and the download is capped in size and in *total*
+time (``timeout_seconds`` from the first byte asked to the last received: a server that drips a byte at a time is
+cut off). Fetches run on the event loop, at most ``max_concurrent`` at once, so slow URLs never hold the threads that
+decode other requests' images. The allow-list compares host names as written in the URL; it does not pin DNS
+answers, so list only hosts whose DNS you trust.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-
 from .limits import RequestError
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_URL_LENGTH = 8192
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")  # controls (tab, CR, LF, NUL ...) and spaces
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,7 @@ class UrlPolicy:
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     max_bytes: int = 16 * 1024 * 1024
     timeout_seconds: float = 10.0
+    max_concurrent: int = 16
 
     @classmethod
     def from_hosts(cls, hosts: list[str] | tuple[str, ...] | None, **kwargs) -> UrlPolicy:
@@ -44,6 +55,11 @@ def check_url(url: str, policy: UrlPolicy, where: str) -> None:
     if not policy.allowed_hosts:
         raise RequestError(403, f"{where} is a URL, but fetching image URLs is disabled on this server. Send the image "
                                 "as base64, or start the server with --allow-url-host HOST.")
+    if len(url) > MAX_URL_LENGTH:
+        raise RequestError(400, f"{where} is a URL of {len(url)} characters; at most {MAX_URL_LENGTH} are accepted.")
+    if _FORBIDDEN_CHARACTERS.search(url):
+        raise RequestError(400, f"{where} is not a valid URL: it contains spaces or control characters "
+                                "(percent-encode them).")
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
@@ -58,23 +74,51 @@ def check_url(url: str, policy: UrlPolicy, where: str) -> None:
         raise RequestError(403, f"{where}: host {host!r} is not on this server's URL allow-list.")
 
 
-def fetch_url(url: str, policy: UrlPolicy, where: str) -> bytes:
-    """Download an allowed URL (no redirects, no proxies, at most ``policy.max_bytes``)."""
-    check_url(url, policy, where)
-    try:
-        with (
-            httpx.Client(follow_redirects=False, trust_env=False, timeout=policy.timeout_seconds) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise RequestError(400, f"{where}: fetching the URL returned HTTP {response.status_code} "
-                                        "(redirects are not followed).")
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > policy.max_bytes:
-                    raise RequestError(413, f"{where}: the image at the URL exceeds {policy.max_bytes} bytes.")
-                chunks.append(chunk)
-    except httpx.HTTPError as error:
-        raise RequestError(400, f"{where}: could not fetch the URL ({type(error).__name__}: {error}).") from error
+async def _download(client: httpx.AsyncClient, url: str, policy: UrlPolicy, where: str,
+                    on_chunk: Callable[[int], None] | None) -> bytes:
+    async with client.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise RequestError(400, f"{where}: fetching the URL returned HTTP {response.status_code} "
+                                    "(redirects are not followed).")
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > policy.max_bytes:
+                raise RequestError(413, f"{where}: the image at the URL exceeds {policy.max_bytes} bytes.")
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+            chunks.append(chunk)
     return b"".join(chunks)
+
+
+class UrlFetcher:
+    """Downloads allowed URLs on the event loop (no redirects, no proxies, capped in bytes, total time, concurrency)."""
+
+    def __init__(self, policy: UrlPolicy):
+        self.policy = policy
+        self._slots: asyncio.Semaphore | None = None
+
+    async def fetch(self, url: str, where: str, on_chunk: Callable[[int], None] | None = None) -> bytes:
+        """The bytes at ``url``; ``on_chunk(size)`` is called before each chunk is kept (memory accounting)."""
+        import httpx
+
+        check_url(url, self.policy, where)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.policy.max_concurrent)
+        timeout = self.policy.timeout_seconds
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise RequestError(503, f"{where}: the server is busy fetching other URLs; retry shortly.",
+                               {"Retry-After": str(max(1, round(timeout)))}) from None
+        try:
+            async with httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=timeout) as client:
+                return await asyncio.wait_for(_download(client, url, self.policy, where, on_chunk), timeout)
+        except asyncio.TimeoutError:
+            raise RequestError(400, f"{where}: the URL did not deliver the image within {timeout:g} s.") from None
+        except httpx.InvalidURL as error:
+            raise RequestError(400, f"{where} is not a valid URL ({error}).") from error
+        except httpx.HTTPError as error:
+            raise RequestError(400, f"{where}: could not fetch the URL ({type(error).__name__}: {error}).") from error
+        finally:
+            self._slots.release()

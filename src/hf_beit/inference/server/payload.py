@@ -1,4 +1,4 @@
-"""Parse the Azure ML online-endpoint request body for image classification and decode its images.
+"""Parse the Azure ML online-endpoint request body for image classification; shape the response.
 
 Body: ``{"input_data": {"columns": ["image"], "index": [0, 1], "data": [<item>, ...]}}`` where each item is a base64
 string (optionally a ``data:`` URL) or an ``http(s)://`` URL; pandas "split" rows (``[<item>]``) are accepted too.
@@ -12,10 +12,7 @@ import json
 import re
 from typing import Any
 
-from PIL import Image
-
-from .fetch import UrlPolicy, fetch_url
-from .limits import RequestError, ServerLimits, decode_image
+from .limits import RequestError, ServerLimits
 
 _EXAMPLE = '{"input_data": {"columns": ["image"], "index": [0], "data": ["<base64 image>"]}}'
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
@@ -30,6 +27,8 @@ def parse_request(body: bytes, limits: ServerLimits) -> list[str]:
         raise RequestError(400, f"Request body is not valid JSON ({error}). Expected {_EXAMPLE}") from error
     except RecursionError as error:
         raise RequestError(400, "Request body is nested too deeply to parse.") from error
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise RequestError(400, f"Request body holds a value that cannot be parsed ({str(error)[:200]}).") from error
     input_data = payload.get("input_data") if isinstance(payload, dict) else None
     if not isinstance(input_data, dict):
         raise RequestError(400, f"Request body must be a JSON object with an 'input_data' object: {_EXAMPLE}")
@@ -59,10 +58,13 @@ def parse_request(body: bytes, limits: ServerLimits) -> list[str]:
 def decode_base64(item: str, where: str) -> bytes:
     """Standard or URL-safe base64 (a ``data:...;base64,`` prefix and whitespace are allowed)."""
     text = _DATA_URL.sub("", item, count=1).encode("ascii", errors="replace")
-    text = _WHITESPACE.sub(b"", text)
+    if _WHITESPACE.search(text):
+        text = _WHITESPACE.sub(b"", text)
     altchars = b"-_" if (b"-" in text or b"_" in text) else None
+    if len(text) % 4:
+        text += b"=" * (-len(text) % 4)
     try:
-        raw = base64.b64decode(text + b"=" * (-len(text) % 4), altchars=altchars, validate=True)
+        raw = base64.b64decode(text, altchars=altchars, validate=True)
     except (binascii.Error, ValueError) as error:
         raise RequestError(400, f"{where} is neither an http(s) URL nor valid base64 ({error}).") from error
     if not raw:
@@ -70,17 +72,9 @@ def decode_base64(item: str, where: str) -> bytes:
     return raw
 
 
-def load_images(items: list[str], limits: ServerLimits, url_policy: UrlPolicy) -> list[Image.Image]:
-    """Decode (or fetch, if allowed) every item into an RGB image; blocking, run it in a worker thread."""
-    images = []
-    for i, item in enumerate(items):
-        where = f"input_data.data[{i}]"
-        if item[:8].lower().startswith(("http://", "https://")):
-            raw = fetch_url(item, url_policy, where)
-        else:
-            raw = decode_base64(item, where)
-        images.append(decode_image(raw, limits.max_pixels, where))
-    return images
+def is_url(item: str) -> bool:
+    """Whether a data item is an ``http(s)://`` URL (else it is base64)."""
+    return item[:8].lower().startswith(("http://", "https://"))
 
 
 def response_rows(probs: Any, labels: list[str], top_k: int | None) -> list[dict[str, list]]:
