@@ -84,3 +84,12 @@ def stock_name(name: str) -> str:
             inner = theirs + inner[len(ours):]
             break
     return f"{prefix}layers.{index}.{inner}"
+
+
+@pytest.fixture
+def fake_hub():
+    """``(endpoint, calls)`` of a local fake Hub (tests/fake_hub.py) for push tests."""
+    from fake_hub import running_fake_hub
+
+    with running_fake_hub() as hub:
+        yield hub

@@ -57,7 +57,7 @@ SIZES = [
 
 def test_output_size_matches_the_shapes_of_stock_outputs():
     """Resize geometry of every size layout against the shapes transformers' processor produces."""
-    from hf_beit.image_kernels import output_size
+    from hf_beit.resize_geometry import output_size
 
     dims = [1, 2, 3, 4, 7, 12, 13, 14, 19, 20, 26, 39, 40]
     large = [(427, 640), (640, 427), (100, 2000), (2000, 100), (50, 3000), (641, 2561), (7, 4097), (2560, 640)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="Fine-tune a tiny BEiT on scikit-learn's digits and classify with it.")
-    parser.add_argument("--output", default=None, help="Output directory (default: a new temporary directory).")
+    parser.add_argument("--output", default=None, help="Output directory (default: a new temporary directory; an earlier demo run there is replaced).")
     parser.add_argument("--epochs", type=float, default=15.0, help="Training epochs (15 reach ~89%% validation accuracy).")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run_demo)
@@ -46,6 +46,7 @@ def run_demo(args: argparse.Namespace) -> int:
         # digits must not be flipped or colour-jittered: mild crops only (benchmarks/bench_train_digits.py recipe)
         augment=AugmentConfig(crop_scale=(0.7, 1.0), hflip=0.0, rand_augment=None, color_jitter=0.0, random_erasing=0.0),
         disable_tqdm=True,
+        overwrite=True,  # re-running the demo into its folder replaces the earlier demo run
     )
     print(json.dumps({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}, indent=2))
 

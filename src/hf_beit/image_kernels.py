@@ -5,14 +5,14 @@ resize (AVX2 kernels working on channels-last data) runs without a layout change
 copied once (uint8 -> float32, to contiguous) into a preallocated batch and rescaled + normalised in place, in
 cache-sized blocks of rows.
 
-Everything here is torch/torchvision only: the output geometry (``output_size``), the PIL-resample -> torchvision
+Everything here is torch/torchvision only (the output geometry is :mod:`hf_beit.resize_geometry`): the PIL-resample -> torchvision
 interpolation mapping and the RGB conversion of arrays are written here rather than taken from transformers'
 processing backends, so the processor computes the same thing on every transformers version. The tests check each
 against transformers' own processor."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -22,8 +22,6 @@ __all__ = [
     "affine_coefficients",
     "center_crop",
     "interpolation_mode",
-    "mmcv_output_size",
-    "output_size",
     "padded_rgb",
     "rescale_and_normalize_into_batch",
     "resize",
@@ -47,13 +45,6 @@ _PIL_FILTERS = {
     2: _InterpolationMode.BILINEAR,
     3: _InterpolationMode.BICUBIC,
 }
-#: Accepted ``size`` layouts (set of keys) of ``output_size``.
-SIZE_LAYOUTS = (
-    frozenset({"height", "width"}),
-    frozenset({"shortest_edge"}),
-    frozenset({"shortest_edge", "longest_edge"}),
-    frozenset({"max_height", "max_width"}),
-)
 
 
 def interpolation_mode(resample: Any) -> tvF.InterpolationMode:
@@ -69,47 +60,6 @@ def interpolation_mode(resample: Any) -> tvF.InterpolationMode:
             f"resample must be NEAREST (0), LANCZOS (1), BILINEAR (2) or BICUBIC (3) (PIL.Image.Resampling) or a "
             f"torchvision InterpolationMode, got {resample!r}; BOX and HAMMING have no torchvision tensor kernel."
         ) from None
-
-
-def output_size(height: int, width: int, size: Mapping[str, int]) -> tuple[int, int]:
-    """The ``(height, width)`` an ``height x width`` image is resized to for a ``size`` dict (transformers' keys).
-
-    * ``{"height", "width"}``: exactly that size;
-    * ``{"shortest_edge": S}``: the short side becomes S, the long side ``floor(S * long / short)``;
-    * ``{"shortest_edge": S, "longest_edge": L}``: the same, but S is lowered (to ``round(L * short / long)``) when
-      the long side would exceed L; an image whose short side already equals S keeps its size;
-    * ``{"max_height", "max_width"}``: the largest size with the same aspect ratio that fits (floored).
-    """
-    keys = frozenset(key for key, value in size.items() if value is not None)
-    if keys not in SIZE_LAYOUTS:
-        raise ValueError(
-            f"size must have the keys {' or '.join(str(sorted(layout)) for layout in SIZE_LAYOUTS)}, got {dict(size)}."
-        )
-    if keys == {"height", "width"}:
-        return int(size["height"]), int(size["width"])
-    if keys == {"max_height", "max_width"}:
-        scale = min(size["max_height"] / height, size["max_width"] / width)
-        return int(height * scale), int(width * scale)
-    short, long = min(height, width), max(height, width)
-    target = int(size["shortest_edge"])
-    capped = None  # the (fractional) short side that puts the long side exactly at longest_edge
-    if "longest_edge" in keys and long / short * target > size["longest_edge"]:
-        capped = size["longest_edge"] * short / long
-        target = round(capped)
-    if short == target:
-        return height, width
-    new_long = int((capped if capped is not None else target) * long / short)
-    return (target, new_long) if height <= width else (new_long, target)
-
-
-def mmcv_output_size(height: int, width: int, size: Mapping[str, int]) -> tuple[int, int]:
-    """mmcv's ``imrescale`` size for ``{"shortest_edge": S, "longest_edge": L}`` (mmseg's ``Resize(keep_ratio=True,
-    img_scale=(L, S))``): scale ``min(L / long, S / short)``, each side ``int(side * scale + 0.5)``; any other
-    ``size`` layout as :func:`output_size`."""
-    if set(size) != {"shortest_edge", "longest_edge"}:
-        return output_size(height, width, size)
-    scale = min(size["longest_edge"] / max(height, width), size["shortest_edge"] / min(height, width))
-    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 def resize(

@@ -20,16 +20,19 @@ import functools
 import io
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from .image_errors import ImageTooLargeError, InvalidImageError, SizeCheck
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageTooLargeError",
     "InvalidImageError",
+    "as_rgb",
     "load_image",
     "pil_padded_rgb_view",
     "pil_to_rgb_array",
@@ -38,20 +41,11 @@ __all__ = [
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 #: ``check_size(width, height, mode)``: raise (e.g. ``ImageTooLargeError``) to refuse an image before decoding it.
-SizeCheck = Callable[[int, int, str], None]
 
 #: Default pixel budget of ``load_image``: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
-
-
-class InvalidImageError(ValueError):
-    """The input could not be decoded into a usable image (corrupt, truncated, not an image, or too large)."""
-
-
-class ImageTooLargeError(InvalidImageError):
-    """The image is valid but above a pixel or memory budget; refused from its header, before decoding."""
 
 
 def _describe(source: ImageSource) -> str:

@@ -50,12 +50,11 @@ from .image_kernels import (
     RESIZE_MODES,
     center_crop,
     interpolation_mode,
-    mmcv_output_size,
-    output_size,
     rescale_and_normalize_into_batch,
     resize,
 )
 from .image_processing_inputs import flatten_images, flatten_label_maps, image_tensor, label_map_tensor
+from .resize_geometry import mmcv_output_size, output_size
 from .segmentation_labels import reduce_labels
 
 __all__ = ["NORMALIZATIONS", "PRESETS", "PRESET_KINDS", "BeitImageProcessor", "BeitImageProcessorKwargs", "preset_settings"]

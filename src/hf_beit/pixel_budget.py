@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .image_kernels import mmcv_output_size, output_size
-from .image_loading import ImageTooLargeError, InvalidImageError, SizeCheck
+from .image_errors import ImageTooLargeError, InvalidImageError, SizeCheck
+from .resize_geometry import mmcv_output_size, output_size
 
 __all__ = ["ImageCost", "PixelBudget", "processor_geometry"]
 

@@ -1,32 +1,16 @@
-"""Upload a converted repo to the Hugging Face Hub (or any endpoint speaking its API)."""
+"""Upload a converted repo to the Hugging Face Hub (:func:`hf_beit.hub_upload.push_folder` with the converter's
+commit message)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import Any
 
-from huggingface_hub import HfApi
+from ..hub_upload import push_folder
 
 
-def push_to_hub(
-    folder: str | os.PathLike,
-    repo_id: str,
-    *,
-    endpoint: str | None = None,
-    token: str | None = None,
-    private: bool = False,
-    commit_message: str = "Upload BEiT checkpoint converted with hf_beit",
-) -> str:
-    """Create ``repo_id`` (if needed) and upload every file of ``folder`` in one commit; returns the commit URL.
-
-    ``endpoint`` defaults to ``$HF_ENDPOINT`` (else huggingface.co) and ``token`` to ``$HF_TOKEN`` / the cached login.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a directory; convert the checkpoint first.")
-    api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT"), token=token or os.environ.get("HF_TOKEN"))
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message
-    )
-    return commit.commit_url
+def push_to_hub(folder: str | os.PathLike, repo_id: str, **options: Any) -> str:
+    """Create ``repo_id`` (if needed) and upload the converted ``folder`` in one commit; returns the commit URL."""
+    options.setdefault("commit_message", "Upload BEiT checkpoint converted with hf_beit")
+    options.setdefault("missing_hint", "convert the checkpoint first")
+    return push_folder(folder, repo_id, **options)

@@ -13,6 +13,7 @@ import logging
 import re
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ..atomic_io import atomic_output_dir
@@ -100,10 +101,14 @@ def resume_path(resume: str | bool | None, output_dir: str | Path) -> str | None
     return str(resume)
 
 
-def save_final_model(model, processor, target: str | Path, metrics: dict) -> None:
-    """Write model, image processor and ``eval_results.json`` to a temporary directory beside ``target``, then
-    rename it into place (replacing an earlier result only once the new one is complete)."""
+def save_final_model(model, processor, target: str | Path, metrics: dict,
+                     extras: Callable[[Path], None] | None = None) -> None:
+    """Write model, image processor, ``eval_results.json`` (and what ``extras(folder)`` adds, e.g. the model card)
+    to a temporary directory beside ``target``, then rename it into place (replacing an earlier result only once
+    the new one is complete)."""
     with atomic_output_dir(target, overwrite=True) as temporary:
         model.save_pretrained(temporary)
         processor.save_pretrained(temporary)
         (temporary / "eval_results.json").write_text(json.dumps(metrics, indent=2))
+        if extras is not None:
+            extras(temporary)

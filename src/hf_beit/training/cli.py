@@ -94,7 +94,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--resume", nargs="?", const="latest", default=None, help="resume from a checkpoint dir (default: latest)"
     )
+    group.add_argument("--overwrite", action="store_true",
+                       help="start a new run in a non-empty --output-dir (removes the previous run's outputs)")
     group.add_argument("--no-progress", dest="disable_tqdm", action="store_true")
+    group.add_argument("--report-to", nargs="+", default=["none"], metavar="INTEGRATION",
+                       help="transformers' logging integrations: tensorboard, wandb, mlflow, ... ('all', 'none')")
+    group.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                       help="after training, upload <output-dir>/model (with its model card) to this Hub repo")
+    group.add_argument("--hub-endpoint", default=None, help="Hub endpoint (default $HF_ENDPOINT or huggingface.co)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -119,6 +126,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k.startswith("eval_"))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"Best model saved to {args.output_dir}/model ({summary})")
+        if args.push_to_hub:
+            print(f"Pushed to {args.push_to_hub}")
     return 0
 
 

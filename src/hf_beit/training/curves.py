@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..pictures import line_chart
+from .run_directory import LOSS_PICTURE, METRICS_PICTURE
 
 _SKIP = {"step", "epoch", "learning_rate", "grad_norm", "total_flos", "train_runtime", "train_samples_per_second",
          "train_steps_per_second", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}  # fmt: skip
@@ -37,7 +38,7 @@ def write_curves(log_path: str | os.PathLike, output_dir: str | os.PathLike) -> 
     metrics = {key: points for key, points in series.items() if key.startswith("eval_") and key not in losses}
     written = []
     if losses:
-        written.append(line_chart(losses, Path(output_dir) / "loss.png", "Loss", x_label="step"))
+        written.append(line_chart(losses, Path(output_dir) / LOSS_PICTURE, "Loss", x_label="step"))
     if metrics:
-        written.append(line_chart(metrics, Path(output_dir) / "metrics.png", "Evaluation metrics", x_label="step"))
+        written.append(line_chart(metrics, Path(output_dir) / METRICS_PICTURE, "Evaluation metrics", x_label="step"))
     return written

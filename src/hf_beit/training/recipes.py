@@ -16,6 +16,7 @@ from transformers import TrainingArguments, set_seed
 
 from .. import BEIT_PRESETS, BeitConfig
 from ..hub import resolve_model_dir
+from ..hub_upload import push_folder
 from ..retargeting import segmentation_out_indices
 from .augment import (
     BEIT_MEAN,
@@ -39,7 +40,9 @@ from .metrics.trainer_metrics import (
     segmentation_metrics_fn,
     single_label_metrics,
 )
+from .model_card import finetuned_card, write_card_and_example
 from .preprocess import ClassificationExample, EpochCallback, SegmentationExample, TransformedDataset
+from .run_directory import ARGUMENTS_FILE, FINAL_MODEL_DIR, TRAINING_LOG, prepare_run_directory
 from .trainer import BeitTrainer, JsonlLoggerCallback
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,6 @@ TINY_PRESET: dict[str, Any] = {
     "layer_scale_init_value": 0.1,
     "auxiliary_channels": 64,
 }
-FINAL_MODEL_DIR = "model"
 
 
 @dataclass
@@ -107,7 +109,11 @@ class FinetuneArguments:
     seed: int = 42
     num_workers: int = 0
     resume: str | bool | None = None
+    overwrite: bool = False
     disable_tqdm: bool = False
+    report_to: list[str] = field(default_factory=lambda: ["none"])
+    push_to_hub: str | None = None
+    hub_endpoint: str | None = None
 
     def __post_init__(self):
         if self.task not in ("classification", "segmentation"):
@@ -262,14 +268,16 @@ def _training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgumen
         ddp_backend="gloo" if use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         dataloader_num_workers=args.num_workers,
         remove_unused_columns=False,
-        report_to="none",
+        report_to=list(args.report_to),
         seed=args.seed,
         disable_tqdm=args.disable_tqdm,
     )
 
 
 def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | datasets.Dataset | None = None) -> dict:
-    """Train, keep the best checkpoint, save it to ``<output_dir>/model`` and return its validation metrics."""
+    """Train, keep the best checkpoint, save it to ``<output_dir>/model`` with a model card and return its validation
+    metrics; ``push_to_hub`` then uploads that folder."""
+    prepare_run_directory(args.output_dir, overwrite=args.overwrite, resume=args.resume)
     data = _load_data(args, data)
     label_column = _label_column(args, data["train"])
     if args.task == "segmentation":
@@ -305,7 +313,7 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         eval_dataset=splits["validation"],
         compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=preprocess,
-        callbacks=[JsonlLoggerCallback(Path(args.output_dir) / "training_log.jsonl"), EpochCallback(splits["train"])],
+        callbacks=[JsonlLoggerCallback(Path(args.output_dir) / TRAINING_LOG), EpochCallback(splits["train"])],
         task=args.task,
         layer_decay=args.layer_decay,
         decay_relative_position_tables=args.decay_relative_position_tables,
@@ -319,11 +327,17 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         metrics.update(trainer.evaluate(eval_dataset=splits["test"], metric_key_prefix="test"))
     if trainer.is_world_process_zero():
         processor = _image_processor(image_size, args.task, args.reduce_labels, *_normalisation(args))
-        save_final_model(trainer.model, processor, Path(args.output_dir) / FINAL_MODEL_DIR, metrics)
-        (Path(args.output_dir) / "arguments.json").write_text(
-            json.dumps(dataclasses.asdict(args), indent=2, default=str)
-        )
-        write_curves(Path(args.output_dir) / "training_log.jsonl", args.output_dir)  # loss.png, metrics.png
+        model_dir = Path(args.output_dir) / FINAL_MODEL_DIR
+        arguments = dataclasses.asdict(args)
+        card = finetuned_card(args.push_to_hub or str(model_dir), args.task, trainer.model.config, arguments, metrics)
+        example = data["validation"][0][args.image_column]
+        save_final_model(trainer.model, processor, model_dir, metrics,
+                         extras=lambda folder: write_card_and_example(folder, card, example))
+        (Path(args.output_dir) / ARGUMENTS_FILE).write_text(json.dumps(arguments, indent=2, default=str))
+        write_curves(Path(args.output_dir) / TRAINING_LOG, args.output_dir)  # loss.png, metrics.png
+        if args.push_to_hub:
+            push_folder(model_dir, args.push_to_hub, endpoint=args.hub_endpoint,
+                        commit_message="Upload BEiT fine-tuned with hf_beit (hf-beit train)")
     return metrics
 
 
