@@ -137,3 +137,17 @@ def test_training_gradients_match_stock(tmp_path):
     total_stock = sum(p.grad.abs().sum() for p in stock.parameters() if p.grad is not None)
     torch.testing.assert_close(total_ours, total_stock, rtol=1e-5, atol=0)
     assert checked == 3 and all(p.grad is not None for p in ours.parameters())
+
+
+def test_stock_refuses_our_segmentation_repos_instead_of_giving_other_masks(tmp_path):
+    """Stock's segmentation model would take its features two blocks before ours from the same numbers (README
+    "Feature taps"), so a segmentation config.json of ours fails to load there instead of giving other masks."""
+    config = dict(TINY, num_hidden_layers=6, use_relative_position_bias=True, out_indices=[1, 2, 3, 5])
+    randomize_(hf_beit.BeitForSemanticSegmentation(hf_beit.BeitConfig(**config))).save_pretrained(tmp_path / "seg")
+    hf_beit.BeitImageProcessor().save_pretrained(tmp_path / "seg")
+    with pytest.raises(ValueError, match="out_features and out_indices should correspond"):
+        transformers.pipeline("image-segmentation", model=str(tmp_path / "seg"))
+    assert hf_beit.BeitForSemanticSegmentation.from_pretrained(tmp_path / "seg").config.out_indices == [1, 2, 3, 5]
+    # The same taps in a config that is not a segmentation model's (a backbone's) stay loadable in stock.
+    hf_beit.BeitConfig(**config).save_pretrained(tmp_path / "backbone")
+    assert transformers.BeitConfig.from_pretrained(tmp_path / "backbone").out_indices == [1, 2, 3, 5]

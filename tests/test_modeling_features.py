@@ -18,7 +18,15 @@ def test_segmentation_taps_blocks_after_out_indices(tmp_path):
     config = dict(TINY, num_hidden_layers=6, use_relative_position_bias=True)
     ours = randomize_(hf_beit.BeitForSemanticSegmentation(hf_beit.BeitConfig(**config, out_indices=[0, 1, 2, 3])))
     ours.eval().save_pretrained(tmp_path)
-    stock = transformers.BeitForSemanticSegmentation.from_pretrained(tmp_path, out_indices=[2, 3, 4, 5]).eval()
+    # Stock refuses our segmentation config.json (it would take other features without a word) ...
+    with pytest.raises(ValueError, match="out_features and out_indices should correspond"):
+        transformers.BeitForSemanticSegmentation.from_pretrained(tmp_path)
+    # ... so the reference is built from the same numbers spelled in stock's meaning, with the saved weights.
+    stock_config = transformers.BeitConfig(**config, out_indices=[2, 3, 4, 5])
+    stock, info = transformers.BeitForSemanticSegmentation.from_pretrained(
+        tmp_path, config=stock_config, output_loading_info=True)
+    stock.eval()
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     pixels, labels = random_pixels(), torch.randint(0, 3, (2, 32, 32))
     labels[0, :4] = 255  # ignored pixels
     with torch.no_grad():

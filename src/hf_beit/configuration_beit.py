@@ -9,6 +9,8 @@ from typing import Any
 import transformers
 from huggingface_hub.dataclasses import strict
 
+from .tasks import TASKS
+
 _BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
 _LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096}
 #: The sizes of the released BEiT models.
@@ -97,7 +99,9 @@ class BeitConfig(transformers.BeitConfig):
     def to_dict(self) -> dict[str, Any]:
         """Serialise; the taps are written so that stock ``transformers.BeitConfig`` accepts them (``_file_taps``)."""
         output = super().to_dict()
-        output["out_indices"], output["out_features"] = _file_taps(self._out_indices, self.num_hidden_layers)
+        segmentation = TASKS["segmentation"].architecture in (self.architectures or ())
+        output["out_indices"], output["out_features"] = _file_taps(self._out_indices, self.num_hidden_layers,
+                                                                   segmentation)
         return output
 
 
@@ -170,13 +174,19 @@ def _resolve_taps(depth: int, out_indices: list[int] | None, out_features: list[
     return blocks
 
 
-def _file_taps(blocks: list[int], depth: int) -> tuple[list[int], list[str]]:
+def _file_taps(blocks: list[int], depth: int, segmentation: bool) -> tuple[list[int], list[str]]:
     """``(out_indices, out_features)`` as written to ``config.json``.
 
-    The numbers are our blocks (as on the Hub's ADE20k configs), paired with stock's names for those numbers so that
-    stock's validation accepts the file. The last block alone is written as stock's default ``[depth]`` /
-    ``["stage{depth}"]``: the one spelling both packages read as the same tensor.
+    The last block alone is written as stock's default ``[depth]`` / ``["stage{depth}"]``: the one spelling both
+    packages read as the same tensor. Other taps are written as our blocks (the numbers of the Hub's ADE20k
+    configs), paired with stock's names for those numbers so that stock's ``BeitConfig`` (and a stock UperNet around
+    hf_beit's backbone) accepts them -- except in a *segmentation* config: stock's ``BeitForSemanticSegmentation``
+    would take its features two blocks earlier and give different masks without a word, so there the numbers are
+    paired with our names of the blocks, which stock's validation refuses: a stock user gets an error at load time
+    instead of silently different masks (README "Feature taps").
     """
     if blocks == [depth - 1]:
         return [depth], [f"stage{depth}"]
+    if segmentation:
+        return list(blocks), [f"stage{block + 1}" for block in blocks]
     return list(blocks), [_stock_name(block) for block in blocks]
