@@ -132,8 +132,8 @@ def _limitations(task: str, base: str | None) -> str:
     ]
     if task == "segmentation":
         items.append(
-            "Stock `transformers` loads this repo but takes the UPerNet features two blocks earlier than hf_beit "
-            "(unilm's `out_indices` meaning), so its masks differ: load it with hf_beit."
+            "Load it with hf_beit: stock `transformers` refuses this repo's config.json on purpose (its segmentation "
+            "model would take the UPerNet features two blocks earlier and give other masks; README \"Feature taps\")."
         )
     if base is None:
         items.append("Trained from scratch on this data only: expect it to generalise less than a pre-trained model.")
