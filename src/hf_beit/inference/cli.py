@@ -77,7 +77,8 @@ def _run_segment(args: argparse.Namespace) -> int:
     resize_scale = None if args.no_resize else (tuple(args.resize_scale) if args.resize_scale else "auto")
     report = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
                            crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
-                           window_batch_size=args.batch_size, tta_scales=args.tta)
+                           window_batch_size=args.batch_size, tta_scales=args.tta, legend=not args.no_legend,
+                           palette_mask=args.palette_mask)
     print(f"Wrote {len(report.written)} masks and overlays to {args.output}", file=sys.stderr)
     return _report_failures(args.command, report.failed, len(paths))
 
@@ -137,6 +138,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="keep-ratio resize to fit LONG x SHORT first (default: 4*crop x crop, e.g. 2560 640)")
     segment.add_argument("--no-resize", action="store_true", help="slide over the image at its own size")
     segment.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    segment.add_argument("--no-legend", action="store_true",
+                         help="overlays without the legend panel (the classes present, in their colours): the blend "
+                              "alone, at the image's size")
+    segment.add_argument("--palette-mask", action="store_true",
+                         help="write masks as palette PNGs: the same class ids as pixel values, shown in the overlay "
+                              "colours (at most 256 classes; default: greyscale class ids)")
     segment.add_argument("--tta", type=float, nargs="*", metavar="RATIO",
                          help="multi-scale + flip test-time augmentation as mmseg's aug_test, over these ratios of the "
                               "resize scale (no value: 0.5 0.75 1.0 1.25 1.5 1.75); averages softmax probabilities")
