@@ -6,10 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ...pixel_budget import PixelBudget
-
 if TYPE_CHECKING:
     from starlette.requests import Request
+
+    from ...pixel_budget import PixelBudget
 
 MIB = 1024 * 1024
 
@@ -92,6 +92,8 @@ class ServerLimits:
     @property
     def pixel_budget(self) -> PixelBudget:
         """The per-image budget checked on every image header."""
+        from ...pixel_budget import PixelBudget  # torch: not imported by `hf-beit serve --help`
+
         return PixelBudget(max_pixels=self.max_pixels, max_resized_pixels=self.max_resized_pixels)
 
 
