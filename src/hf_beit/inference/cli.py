@@ -18,6 +18,7 @@ def _size(values: list[int] | None) -> tuple[int, int] | None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from ..atomic_io import check_output_folder
     from ._images import expand_image_paths
     from ._loading import load_image_processor, load_model
     from .predict import check_report_target, failures, format_predictions, predict_images, write_report
@@ -26,6 +27,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     to_file = args.output not in (None, "-")
     if to_file:
         check_report_target(args.output, paths)
+    if args.figures is not None:
+        check_output_folder(args.figures, overwrite=args.overwrite)
     model = load_model(args.model, "image-classification", device=args.device)
     processor = load_image_processor(args.model)
     if args.engine != "pytorch":
@@ -35,22 +38,32 @@ def _run_predict(args: argparse.Namespace) -> int:
 
         optimize_for_inference(model, args.precision)
     results = predict_images(model, processor, paths, batch_size=args.batch_size, top_k=args.top_k,
-                             threshold=args.threshold, progress=not args.quiet)
+                             threshold=args.threshold, progress=not args.quiet, figures=args.figures,
+                             overwrite=args.overwrite)
+    failed = [(r["image"], r["error"]) for r in failures(results)]
+    if args.skip_errors:
+        if len(failed) == len(results):
+            raise ValueError(f"None of the {len(results)} images could be read; nothing was written. First: "
+                             f"{failed[0][1]}")
+        results = [r for r in results if "error" not in r]
     text = format_predictions(results, args.format)
     if to_file:
         write_report(text, args.output, paths)
     else:
         sys.stdout.write(text)
-    return _report_failures(args.command, [(r["image"], r["error"]) for r in failures(results)], len(results))
+    if args.skip_errors:
+        _report_failures(args.command, failed, len(paths), "left out of the results (--skip-errors)")
+        return 0
+    return _report_failures(args.command, failed, len(paths), "reported with their errors; the others were written")
 
 
-def _report_failures(command: str, failed: list[tuple[str, str]], total: int) -> int:
+def _report_failures(command: str, failed: list[tuple[str, str]], total: int,
+                     outcome: str = "listed above; the others were written") -> int:
     """Name every image that could not be processed (stderr); exit code 1 if there is one, else 0."""
     for _, message in failed:
         print(f"hf-beit {command}: {message}", file=sys.stderr)
     if failed:
-        print(f"hf-beit {command}: {len(failed)} of {total} images failed (listed above); the others were written.",
-              file=sys.stderr)
+        print(f"hf-beit {command}: {len(failed)} of {total} images failed ({outcome}).", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -103,7 +116,7 @@ def _add_common(parser: argparse.ArgumentParser, with_images: bool = True) -> No
         parser.add_argument("images", nargs="+", help="image files, folders and glob patterns (quote globs)")
         parser.add_argument("--recursive", action="store_true", help="also take images from sub-folders")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="cpu", help="torch device")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -118,6 +131,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--threshold", type=float, default=0.5, help="multi-label models: minimum sigmoid score")
     predict.add_argument("--format", choices=("json", "csv"), default="json")
     predict.add_argument("--output", default=None, help="output file (default: stdout)")
+    predict.add_argument("--figures", default=None, metavar="DIR",
+                         help="also write one PNG per image into this folder (atomically): the image as the model saw "
+                              "it beside a bar chart of its predicted classes (default: none)")
+    predict.add_argument("--overwrite", action="store_true", help="replace a non-empty --figures folder")
+    predict.add_argument("--skip-errors", action="store_true",
+                         help="leave unreadable images out of the results and exit 0 (they are still named on stderr; "
+                              "default: each gets an error entry and the exit code is 1)")
     predict.add_argument("--engine", choices=("pytorch", *ENGINES), default="pytorch",
                          help="run the model in PyTorch (hf_beit's kernels) or compiled by an inference engine "
                               "(extras: openvino, export)")
