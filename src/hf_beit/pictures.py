@@ -5,6 +5,7 @@ Each function draws one picture a person would rather look at than read a JSON f
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -102,10 +103,12 @@ def bar_chart_image(
     """
     if len(names) != len(values):
         raise ValueError("bar_chart needs one value per name.")
-    label_width = 8 + 6 * max((len(str(name)) for name in names), default=1)
-    width = label_width + BAR_LENGTH + 60
+    font = _font()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = 12 + math.ceil(max((measure.textlength(str(name), font=font) for name in names), default=6))
+    width = max(label_width + BAR_LENGTH + 60, 12 + math.ceil(measure.textlength(title, font=font)))
     image = Image.new("RGB", (width, BAR_TOP + 2 + BAR_ROW * len(names)), "white")
-    draw, font = ImageDraw.Draw(image), _font()
+    draw = ImageDraw.Draw(image)
     draw.text((4, 6), title, fill="black", font=font)
     for index, (name, value) in enumerate(zip(names, values)):
         y = BAR_TOP + index * BAR_ROW
