@@ -90,7 +90,7 @@ def test_skip_errors_leaves_bad_files_out_and_exits_0(tmp_path, capsys):
     assert all("predictions" in r for r in json.loads(out.read_text()))
     error = capsys.readouterr().err
     assert f"Cannot read image {str(broken)!r}" in error
-    assert "1 of 3 images failed (left out of the results (--skip-errors))." in error
+    assert "1 of 3 images failed (listed above); they were left out of the results (--skip-errors)." in error
     # without the flag: the entry with its error, exit code 1
     assert main(["predict", str(repo), *inputs, "--output", str(out), "--quiet"]) == 1
     assert [sorted(r) for r in json.loads(out.read_text())] == [["image", "predictions"], ["error", "image"],

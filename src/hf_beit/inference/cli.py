@@ -53,18 +53,18 @@ def _run_predict(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.skip_errors:
-        _report_failures(args.command, failed, len(paths), "left out of the results (--skip-errors)")
+        _report_failures(args.command, failed, len(paths), "they were left out of the results (--skip-errors)")
         return 0
-    return _report_failures(args.command, failed, len(paths), "reported with their errors; the others were written")
+    return _report_failures(args.command, failed, len(paths), "each has an error entry, the others were classified")
 
 
 def _report_failures(command: str, failed: list[tuple[str, str]], total: int,
-                     outcome: str = "listed above; the others were written") -> int:
+                     outcome: str = "the others were written") -> int:
     """Name every image that could not be processed (stderr); exit code 1 if there is one, else 0."""
     for _, message in failed:
         print(f"hf-beit {command}: {message}", file=sys.stderr)
     if failed:
-        print(f"hf-beit {command}: {len(failed)} of {total} images failed ({outcome}).", file=sys.stderr)
+        print(f"hf-beit {command}: {len(failed)} of {total} images failed (listed above); {outcome}.", file=sys.stderr)
     return 1 if failed else 0
 
 
