@@ -44,7 +44,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     failed = [(r["image"], r["error"]) for r in failures(results)]
     if args.skip_errors:
         if len(failed) == len(results):
-            raise ValueError(f"None of the {len(results)} images could be read; nothing was written. First: "
+            raise ValueError(f"None of the {len(results)} images could be read; no report was written. First: "
                              f"{failed[0][1]}")
         results = [r for r in results if "error" not in r]
     text = format_predictions(results, args.format)
