@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .output_lock import OutputBusyError, remove_stale_temporaries, temporary_prefix, writer_lock
 
-__all__ = ["OutputBusyError", "atomic_file", "atomic_output_dir", "atomic_save_image", "atomic_write_text"]
+__all__ = ["OutputBusyError", "atomic_file", "atomic_output_dir", "atomic_save_image", "atomic_write_text",
+           "check_output_folder"]
 
 
 @contextlib.contextmanager
@@ -64,7 +65,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8", newline="")
 
 
-def _check_target(target: Path, overwrite: bool) -> None:
+def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse what :func:`atomic_output_dir` would refuse (a file, or a non-empty folder without ``overwrite``), so a
+    command can fail before its slow work."""
+    target = Path(path)
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"Output {str(target)!r} exists and is not a folder.")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
@@ -78,9 +82,9 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
     An existing non-empty ``path`` is only replaced with ``overwrite=True``.
     """
     target = Path(path)
-    _check_target(target, overwrite)
+    check_output_folder(target, overwrite)
     with _writing(target):
-        _check_target(target, overwrite)
+        check_output_folder(target, overwrite)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temporary_prefix(target)))
         try:
             yield tmp

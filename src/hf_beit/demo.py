@@ -17,10 +17,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", default=None, help="Output directory (default: a new temporary directory; an earlier demo run there is replaced).")
     parser.add_argument("--epochs", type=float, default=15.0, help="Training epochs (15 reach ~89%% validation accuracy).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (data checks, training, model saving and loading)")
     parser.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from .progress import transformers_bars_off
+
+    with transformers_bars_off(args.quiet):
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 
@@ -45,7 +53,7 @@ def run_demo(args: argparse.Namespace) -> int:
         drop_path=0.0,
         # digits must not be flipped or colour-jittered: mild crops only (benchmarks/bench_train_digits.py recipe)
         augment=AugmentConfig(crop_scale=(0.7, 1.0), hflip=0.0, rand_augment=None, color_jitter=0.0, random_erasing=0.0),
-        disable_tqdm=True,
+        disable_tqdm=args.quiet,
         overwrite=True,  # re-running the demo into its folder replaces the earlier demo run
     )
     print(json.dumps({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}, indent=2))

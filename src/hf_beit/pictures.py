@@ -5,6 +5,7 @@ Each function draws one picture a person would rather look at than read a JSON f
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from .atomic_io import atomic_save_image
 
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
 _MARGIN = 48
+BAR_TOP, BAR_ROW, BAR_LENGTH = 26, 18, 260
 
 
 def _font():
@@ -91,21 +93,34 @@ def matrix_chart(
     return atomic_save_image(image, path)
 
 
+def bar_chart_image(
+    names: Sequence[str], values: Sequence[float], title: str, maximum: float = 1.0
+) -> Image.Image:
+    """Horizontal bars, one per name (top to bottom), with the value printed at its end (values in ``[0, maximum]``).
+
+    Row ``i`` spans pixel rows ``BAR_TOP + i * BAR_ROW`` to ``BAR_TOP + (i + 1) * BAR_ROW``; a full bar is
+    ``BAR_LENGTH`` pixels long, drawn in ``PALETTE[0]``.
+    """
+    if len(names) != len(values):
+        raise ValueError("bar_chart needs one value per name.")
+    font = _font()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = 12 + math.ceil(max((measure.textlength(str(name), font=font) for name in names), default=6))
+    width = max(label_width + BAR_LENGTH + 60, 12 + math.ceil(measure.textlength(title, font=font)))
+    image = Image.new("RGB", (width, BAR_TOP + 2 + BAR_ROW * len(names)), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((4, 6), title, fill="black", font=font)
+    for index, (name, value) in enumerate(zip(names, values)):
+        y = BAR_TOP + index * BAR_ROW
+        length = 0 if not np.isfinite(value) else int(BAR_LENGTH * max(0.0, min(value / maximum, 1.0)))
+        draw.text((4, y + 2), str(name), fill="black", font=font)
+        draw.rectangle((label_width, y + 2, label_width + length, y + BAR_ROW - 4), fill=PALETTE[0])
+        draw.text((label_width + length + 4, y + 2), f"{value:.3f}", fill="black", font=font)
+    return image
+
+
 def bar_chart(
     names: Sequence[str], values: Sequence[float], path: str | os.PathLike, title: str, maximum: float = 1.0
 ) -> Path:
-    """Horizontal bars, one per name, with the value printed at its end (values in ``[0, maximum]``)."""
-    if len(names) != len(values):
-        raise ValueError("bar_chart needs one value per name.")
-    label_width = 8 + 6 * max((len(str(name)) for name in names), default=1)
-    width, row = label_width + 320, 18
-    image = Image.new("RGB", (width, 28 + row * len(names)), "white")
-    draw, font = ImageDraw.Draw(image), _font()
-    draw.text((4, 6), title, fill="black", font=font)
-    for index, (name, value) in enumerate(zip(names, values)):
-        y = 26 + index * row
-        length = 0 if not np.isfinite(value) else int(260 * max(0.0, min(value / maximum, 1.0)))
-        draw.text((4, y + 2), str(name), fill="black", font=font)
-        draw.rectangle((label_width, y + 2, label_width + length, y + row - 4), fill=PALETTE[0])
-        draw.text((label_width + length + 4, y + 2), f"{value:.3f}", fill="black", font=font)
-    return atomic_save_image(image, path)
+    """:func:`bar_chart_image` written atomically to ``path``."""
+    return atomic_save_image(bar_chart_image(names, values, title, maximum), path)

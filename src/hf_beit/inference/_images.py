@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,25 @@ def expand_image_paths(inputs: list[str | os.PathLike], recursive: bool = False)
                                     f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}).")
         found.extend(matches)
     return list(dict.fromkeys(found))
+
+
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """One distinct output stem per input: the file stem, with ``-2``, ``-3``... when that name is taken.
+
+    Names are compared case-insensitively (case-insensitive file systems), so ``a/x.png``, ``b/x.png`` and
+    ``c/x-2.png`` get three different outputs.
+    """
+    taken: set[str] = {path.stem.lower() for path in paths}
+    used: set[str] = set()
+    stems = []
+    for path in paths:
+        stem, number = path.stem, 1
+        while stem.lower() in used or (number > 1 and stem.lower() in taken):
+            number += 1
+            stem = f"{path.stem}-{number}"
+        used.add(stem.lower())
+        stems.append(stem)
+    return stems
 
 
 def open_rgb(path: str | os.PathLike, budget: PixelBudget = CLI_BUDGET) -> Image.Image:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from ..command_errors import guarded
 from ..export.engine_names import ENGINE_PRECISIONS, ENGINES
@@ -18,6 +19,7 @@ def _size(values: list[int] | None) -> tuple[int, int] | None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from ..atomic_io import check_output_folder
     from ._images import expand_image_paths
     from ._loading import load_image_processor, load_model
     from .predict import check_report_target, failures, format_predictions, predict_images, write_report
@@ -26,6 +28,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     to_file = args.output not in (None, "-")
     if to_file:
         check_report_target(args.output, paths)
+    if args.figures is not None:
+        check_output_folder(args.figures, overwrite=args.overwrite)
     model = load_model(args.model, "image-classification", device=args.device)
     processor = load_image_processor(args.model)
     if args.engine != "pytorch":
@@ -35,22 +39,32 @@ def _run_predict(args: argparse.Namespace) -> int:
 
         optimize_for_inference(model, args.precision)
     results = predict_images(model, processor, paths, batch_size=args.batch_size, top_k=args.top_k,
-                             threshold=args.threshold, progress=not args.quiet)
+                             threshold=args.threshold, progress=not args.quiet, figures=args.figures,
+                             overwrite=args.overwrite)
+    failed = [(r["image"], r["error"]) for r in failures(results)]
+    if args.skip_errors:
+        if len(failed) == len(results):
+            raise ValueError(f"None of the {len(results)} images could be read; no report was written. First: "
+                             f"{failed[0][1]}")
+        results = [r for r in results if "error" not in r]
     text = format_predictions(results, args.format)
     if to_file:
         write_report(text, args.output, paths)
     else:
         sys.stdout.write(text)
-    return _report_failures(args.command, [(r["image"], r["error"]) for r in failures(results)], len(results))
+    if args.skip_errors:
+        _report_failures(args.command, failed, len(paths), "they were left out of the results (--skip-errors)")
+        return 0
+    return _report_failures(args.command, failed, len(paths), "each has an error entry, the others were classified")
 
 
-def _report_failures(command: str, failed: list[tuple[str, str]], total: int) -> int:
+def _report_failures(command: str, failed: list[tuple[str, str]], total: int,
+                     outcome: str = "the others were written") -> int:
     """Name every image that could not be processed (stderr); exit code 1 if there is one, else 0."""
     for _, message in failed:
         print(f"hf-beit {command}: {message}", file=sys.stderr)
     if failed:
-        print(f"hf-beit {command}: {len(failed)} of {total} images failed (listed above); the others were written.",
-              file=sys.stderr)
+        print(f"hf-beit {command}: {len(failed)} of {total} images failed (listed above); {outcome}.", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -77,7 +91,8 @@ def _run_segment(args: argparse.Namespace) -> int:
     resize_scale = None if args.no_resize else (tuple(args.resize_scale) if args.resize_scale else "auto")
     report = segment_files(model, processor, paths, args.output, overwrite=args.overwrite, progress=not args.quiet,
                            crop_size=_size(args.crop), stride=_size(args.stride), resize_scale=resize_scale,
-                           window_batch_size=args.batch_size, tta_scales=args.tta)
+                           window_batch_size=args.batch_size, tta_scales=args.tta, legend=not args.no_legend,
+                           palette_mask=args.palette_mask)
     print(f"Wrote {len(report.written)} masks and overlays to {args.output}", file=sys.stderr)
     return _report_failures(args.command, report.failed, len(paths))
 
@@ -96,13 +111,25 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quietly(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run`` with transformers' weight-loading bars hidden under ``--quiet`` (hf_beit's own follow ``progress``)."""
+
+    def command(args: argparse.Namespace) -> int:
+        from ..progress import transformers_bars_off
+
+        with transformers_bars_off(args.quiet):
+            return run(args)
+
+    return command
+
+
 def _add_common(parser: argparse.ArgumentParser, with_images: bool = True) -> None:
     parser.add_argument("model", help="local model repository (folder written by save_pretrained)")
     if with_images:
         parser.add_argument("images", nargs="+", help="image files, folders and glob patterns (quote globs)")
         parser.add_argument("--recursive", action="store_true", help="also take images from sub-folders")
-        parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--device", default="cpu", help="torch device")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -117,13 +144,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--threshold", type=float, default=0.5, help="multi-label models: minimum sigmoid score")
     predict.add_argument("--format", choices=("json", "csv"), default="json")
     predict.add_argument("--output", default=None, help="output file (default: stdout)")
+    predict.add_argument("--figures", default=None, metavar="DIR",
+                         help="also write one PNG per image into this folder (atomically): the image as the model saw "
+                              "it beside a bar chart of its predicted classes (default: none)")
+    predict.add_argument("--overwrite", action="store_true", help="replace a non-empty --figures folder")
+    predict.add_argument("--skip-errors", action="store_true",
+                         help="leave unreadable images out of the results and exit 0 (they are still named on stderr; "
+                              "default: each gets an error entry and the exit code is 1)")
     predict.add_argument("--engine", choices=("pytorch", *ENGINES), default="pytorch",
                          help="run the model in PyTorch (hf_beit's kernels) or compiled by an inference engine "
                               "(extras: openvino, export)")
     predict.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp32",
                          help="inference precision (PyTorch: optimize_for_inference; engines: compile_for_engine; "
                               "int8 on OpenVINO is calibrated on the first 32 images)")
-    predict.set_defaults(func=guarded(_run_predict))
+    predict.set_defaults(func=guarded(_quietly(_run_predict)))
 
     segment = subparsers.add_parser("segment", help="semantic segmentation: class-id mask + overlay PNG per image")
     _add_common(segment)
@@ -137,10 +171,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="keep-ratio resize to fit LONG x SHORT first (default: 4*crop x crop, e.g. 2560 640)")
     segment.add_argument("--no-resize", action="store_true", help="slide over the image at its own size")
     segment.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    segment.add_argument("--no-legend", action="store_true",
+                         help="overlays without the legend panel (the classes present, in their colours): the blend "
+                              "alone, at the image's size")
+    segment.add_argument("--palette-mask", action="store_true",
+                         help="write masks as palette PNGs: the same class ids as pixel values, shown in the overlay "
+                              "colours (at most 256 classes; default: greyscale class ids)")
     segment.add_argument("--tta", type=float, nargs="*", metavar="RATIO",
                          help="multi-scale + flip test-time augmentation as mmseg's aug_test, over these ratios of the "
                               "resize scale (no value: 0.5 0.75 1.0 1.25 1.5 1.75); averages softmax probabilities")
-    segment.set_defaults(func=guarded(_run_segment))
+    segment.set_defaults(func=guarded(_quietly(_run_segment)))
 
     serve = subparsers.add_parser("serve", help="HTTP scoring endpoint (Azure ML online-endpoint format)")
     _add_common(serve, with_images=False)

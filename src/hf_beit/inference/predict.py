@@ -6,6 +6,7 @@ and an image that cannot be read is reported in its own result (``"error"``) ins
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -18,11 +19,12 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..atomic_io import atomic_write_text
+from ..atomic_io import atomic_output_dir, atomic_write_text
 from ..image_loading import InvalidImageError
 from ..pixel_budget import PixelBudget
-from ._images import CLI_BUDGET, read_pixel_values
+from ._images import CLI_BUDGET, output_stems, read_pixel_values
 from ._loading import is_multi_label, label_names
+from .predict_figures import prediction_figure
 
 DEFAULT_TOP_K = 5
 
@@ -84,36 +86,50 @@ def predict_images(
     threshold: float = 0.5,
     progress: bool = True,
     budget: PixelBudget = CLI_BUDGET,
+    figures: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Classify image files in batches; one ``{"image": path, "predictions": [...]}`` per file, in input order.
 
     Single-label models keep the ``top_k`` best classes (default 5). Multi-label models keep every class whose
     sigmoid score is >= ``threshold``, at most ``top_k`` if given. A file that cannot be read (corrupt, not an
     image, above ``budget``) gets ``{"image": path, "error": message}`` and the others are still classified.
+
+    ``figures``: a folder (written atomically; a non-empty one is only replaced with ``overwrite``) that gets one
+    ``<stem>_predictions.png`` per classified image (:func:`hf_beit.inference.predict_figures.prediction_figure`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     multi_label = is_multi_label(model.config)
     keep_k = top_k if (top_k is not None or multi_label) else DEFAULT_TOP_K
     labels = label_names(model.config)
+    paths = [Path(p) for p in paths]
+    stems = output_stems(paths)
     results: list[dict[str, Any]] = []
-    with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress) as bar:
+    with contextlib.ExitStack() as stack:
+        folder = None if figures is None else stack.enter_context(atomic_output_dir(figures, overwrite=overwrite))
+        bar = stack.enter_context(tqdm(total=len(paths), desc="predict", unit="img", disable=not progress))
         for start in range(0, len(paths), batch_size):
-            batch = [Path(p) for p in paths[start:start + batch_size]]
-            read, errors = [], {}
-            for path in batch:
+            read: dict[int, torch.Tensor] = {}
+            errors: dict[int, str] = {}
+            for index in range(start, min(start + batch_size, len(paths))):
                 try:
-                    read.append((path, read_pixel_values(path, image_processor, budget)))
+                    read[index] = read_pixel_values(paths[index], image_processor, budget)
                 except InvalidImageError as error:
-                    errors[path] = str(error)
-            probs = iter(pixel_probabilities(model, [values for _, values in read]))
-            for path in batch:
-                if path in errors:
-                    results.append({"image": str(path), "error": errors[path]})
+                    errors[index] = str(error)
+            probs = dict(zip(read, pixel_probabilities(model, list(read.values()))))
+            for index in range(start, min(start + batch_size, len(paths))):
+                if index in errors:
+                    results.append({"image": str(paths[index]), "error": errors[index]})
                     continue
-                kept = top_predictions(next(probs), labels, keep_k, threshold if multi_label else None)
-                results.append({"image": str(path), "predictions": kept})
-            bar.update(len(batch))
+                kept = top_predictions(probs[index], labels, keep_k, threshold if multi_label else None)
+                results.append({"image": str(paths[index]), "predictions": kept})
+                if folder is not None:
+                    title = f"{paths[index].name}: " + (f"sigmoid >= {threshold:g}" if multi_label else
+                                                        f"top {len(kept)} of {len(labels)}")
+                    prediction_figure(read[index], image_processor, kept, title).save(
+                        folder / f"{stems[index]}_predictions.png")
+            bar.update(min(batch_size, len(paths) - start))
     return results
 
 

@@ -23,8 +23,10 @@ from tqdm.auto import tqdm
 from ..atomic_io import atomic_output_dir
 from ..image_loading import InvalidImageError, as_rgb, load_image
 from ..pixel_budget import Geometry, PixelBudget
-from ._images import CLI_BUDGET
+from ._images import CLI_BUDGET, output_stems
+from ._loading import label_names
 from .class_map import upsampled_class_ids
+from .segment_legend import with_legend
 from .sliding_window import sliding_window_logits, to_pair
 
 ResizeScale = tuple[int, int] | None | str
@@ -124,31 +126,30 @@ def mask_image(class_ids: torch.Tensor | np.ndarray, num_labels: int) -> Image.I
     return Image.fromarray(ids.astype(np.uint16))
 
 
+def _check_palette_size(num_labels: int) -> None:
+    if num_labels > 256:
+        raise ValueError(f"A palette mask holds at most 256 classes; this model has {num_labels}. "
+                         "Use the greyscale class-id mask (16-bit) instead.")
+
+
+def palette_mask_image(class_ids: torch.Tensor | np.ndarray, num_labels: int) -> Image.Image:
+    """Class-id mask as a palette ("P") image: each pixel's index is its class id (``np.asarray`` gives the ids, as
+    from :func:`mask_image`) and the palette holds :func:`palette` colours, so viewers show it in colour.
+
+    A PNG palette has at most 256 entries: more classes raise ``ValueError``.
+    """
+    _check_palette_size(num_labels)
+    image = Image.fromarray(np.asarray(class_ids).astype(np.uint8))
+    image.putpalette(palette(num_labels).tobytes(), "RGB")
+    return image
+
+
 def overlay_image(image: Image.Image, class_ids: torch.Tensor | np.ndarray, num_labels: int,
                   alpha: float = 0.5) -> Image.Image:
     """Blend the class colours over the image (``alpha`` = weight of the colours)."""
     coloured = Image.fromarray(palette(num_labels)[np.asarray(class_ids)])
     rgb = as_rgb(image)
     return Image.blend(rgb, coloured, alpha)
-
-
-def _output_stems(paths: Sequence[Path]) -> list[str]:
-    """One distinct output stem per input: the file stem, with ``-2``, ``-3``... when that name is taken.
-
-    Names are compared case-insensitively (case-insensitive file systems), so ``a/x.png``, ``b/x.png`` and
-    ``c/x-2.png`` get three different outputs.
-    """
-    taken: set[str] = {path.stem.lower() for path in paths}
-    used: set[str] = set()
-    stems = []
-    for path in paths:
-        stem, number = path.stem, 1
-        while stem.lower() in used or (number > 1 and stem.lower() in taken):
-            number += 1
-            stem = f"{path.stem}-{number}"
-        used.add(stem.lower())
-        stems.append(stem)
-    return stems
 
 
 @dataclass
@@ -167,9 +168,15 @@ def segment_files(
     overwrite: bool = False,
     progress: bool = True,
     budget: PixelBudget = CLI_BUDGET,
+    legend: bool = True,
+    palette_mask: bool = False,
     **segment_kwargs: Any,
 ) -> SegmentationReport:
     """Write ``<stem>_mask.png`` and ``<stem>_overlay.png`` per image into ``output_dir`` (atomically).
+
+    The mask holds the class ids (:func:`mask_image`; with ``palette_mask``, :func:`palette_mask_image`: the same ids
+    with the overlay's colours as palette). The overlay blends the class colours over the image; with ``legend`` it
+    has a panel on its right naming the classes present, in their colours (:mod:`hf_beit.inference.segment_legend`).
 
     Repeated stems get ``-2``, ``-3``... suffixes. ``segment_kwargs`` go to :func:`segment_image`. Each image is
     checked against ``budget`` from its header (stored size, and size after the keep-ratio resize) before it is
@@ -178,12 +185,15 @@ def segment_files(
     """
     paths = [Path(p) for p in paths]
     num_labels = model.config.num_labels
+    labels, colours = label_names(model.config), palette(num_labels)
+    if palette_mask:
+        _check_palette_size(num_labels)  # before any work
     _, _, resize_scale = _windows(model.config, segment_kwargs.get("crop_size"), segment_kwargs.get("stride"),
                                   segment_kwargs.get("resize_scale", "auto"))
     check = budget.size_check(resize_geometry(resize_scale), "the image")
     report = SegmentationReport()
     with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
-        for path, stem in tqdm(list(zip(paths, _output_stems(paths))), desc="segment", unit="img",
+        for path, stem in tqdm(list(zip(paths, output_stems(paths))), desc="segment", unit="img",
                                disable=not progress):
             try:
                 image = load_image(path, max_pixels=budget.max_pixels, convert_to_rgb=True, check_size=check)
@@ -191,8 +201,12 @@ def segment_files(
             except (InvalidImageError, OSError, ValueError) as error:
                 report.failed.append((path, f"Cannot segment image {str(path)!r}: {error}"))
                 continue
-            mask_image(class_ids, num_labels).save(tmp / f"{stem}_mask.png")
-            overlay_image(image, class_ids, num_labels).save(tmp / f"{stem}_overlay.png")
+            mask = palette_mask_image if palette_mask else mask_image
+            mask(class_ids, num_labels).save(tmp / f"{stem}_mask.png")
+            overlay = overlay_image(image, class_ids, num_labels)
+            if legend:
+                overlay = with_legend(overlay, class_ids, labels, colours)
+            overlay.save(tmp / f"{stem}_overlay.png")
             report.written.append(Path(output_dir) / f"{stem}_mask.png")
         if not report.written:
             raise ValueError(f"None of the {len(paths)} images could be segmented; nothing was written. First: "
