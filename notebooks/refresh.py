@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _execution import refresh  # noqa: E402 - the helper lives beside this script
+from _execution import refresh
 
 if __name__ == "__main__":
     folder = Path(__file__).parent

@@ -36,7 +36,7 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
         noise = torch.randn(tensor.shape, generator=generator)
         if name.endswith("running_var"):
             tensor.copy_(1.0 + 0.5 * noise.abs())
-        elif "norm" in name.split(".")[-2] and name.endswith("weight") or name.endswith(".bn.weight"):
+        elif ("norm" in name.split(".")[-2] and name.endswith("weight")) or name.endswith(".bn.weight"):
             tensor.copy_(1.0 + 0.1 * noise)
         else:
             tensor.copy_(0.1 * noise)

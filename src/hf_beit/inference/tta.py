@@ -39,7 +39,7 @@ def tta_probabilities(
     flip: bool = True,
     crop_size: int | tuple[int, int] | None = None,
     stride: int | tuple[int, int] | None = None,
-    resize_scale: tuple[int, int] | None | str = "auto",
+    resize_scale: tuple[int, int] | str | None = "auto",
     window_batch_size: int = 4,
 ) -> torch.Tensor:
     """Class probabilities ``(num_labels, height, width)`` at the image's size, averaged over scales and flips.

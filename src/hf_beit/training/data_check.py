@@ -72,7 +72,7 @@ def check_rows(dataset: datasets.Dataset, example_fn: Callable[[dict], dict], sp
     for index in tqdm(range(len(dataset)), desc=f"checking {split}", unit="row", disable=not progress, leave=False):
         try:
             example_fn(dataset[index])
-        except Exception as error:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ValueError, ...
+        except Exception as error:
             where = "".join(name(index) for name in names)
             problems.append(f"{split}[{index}]{where}: {type(error).__name__}: {error}")
     if problems:

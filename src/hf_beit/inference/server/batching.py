@@ -126,7 +126,7 @@ class MicroBatcher:
         flat = [item for job in batch for item in job.items]
         try:
             results = await self._call(loop, flat)
-        except Exception as error:  # noqa: BLE001 - forwarded to the request(s) that cause it
+        except Exception as error:
             if len(batch) == 1:
                 _finish(batch[0], error=error)
                 return
@@ -135,7 +135,7 @@ class MicroBatcher:
                     continue
                 try:
                     _finish(job, await self._call(loop, job.items))
-                except Exception as own_error:  # noqa: BLE001
+                except Exception as own_error:
                     _finish(job, error=own_error)
                     continue
                 self._count([job])
