@@ -11,6 +11,7 @@ import torch
 from process_helpers import child_env
 from test_conversion_reference import make_mim_checkpoint
 
+import hf_beit
 from hf_beit import BEIT_PRESETS
 from hf_beit.config_bounds import ConfigBoundsError, check_config_bounds
 from hf_beit.conversion import CheckpointError, convert_checkpoint
@@ -111,3 +112,24 @@ def test_config_bounds_accept_every_preset_and_bound_the_parameter_count(monkeyp
         check_config_bounds(huge)
     monkeypatch.setenv("HF_BEIT_MAX_PARAMETERS", str(10**16))
     check_config_bounds(huge)
+
+
+def test_from_pretrained_refuses_an_absurd_config_json_at_once(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from hf_beit.cli import main
+
+    hf_beit.BeitImageProcessor().save_pretrained(tmp_path)
+    config = {**BEIT_PRESETS["beit-base-patch16-224"], "model_type": "beit", "num_hidden_layers": 1_000_000,
+              "architectures": ["BeitForImageClassification"]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    start = time.monotonic()
+    with pytest.raises(ConfigBoundsError, match="num_hidden_layers=1000000 is out of bounds"):
+        hf_beit.BeitForImageClassification.from_pretrained(tmp_path)
+    assert time.monotonic() - start < 5  # building 1e6 layers would take hours and all memory
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    assert main(["predict", str(tmp_path), str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert "num_hidden_layers=1000000 is out of bounds" in error and "Traceback" not in error

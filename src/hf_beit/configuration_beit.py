@@ -9,6 +9,7 @@ from typing import Any
 import transformers
 from huggingface_hub.dataclasses import strict
 
+from .config_bounds import check_config_bounds
 from .tasks import TASKS
 
 _BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
@@ -75,8 +76,11 @@ class BeitConfig(transformers.BeitConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> BeitConfig:
-        """As transformers', except that ``out_indices=``/``out_features=`` kwargs replace the saved taps before the
-        config is built, so they also apply to files whose taps hf_beit cannot read as blocks."""
+        """As transformers', except that sizes are checked first (:func:`hf_beit.config_bounds.check_config_bounds`:
+        ``num_hidden_layers: 1000000`` is an error, not a hang) and ``out_indices=``/``out_features=`` kwargs replace
+        the saved taps before the config is built, so they also apply to files whose taps hf_beit cannot read as
+        blocks."""
+        check_config_bounds({**config_dict, **kwargs})  # a config.json is untrusted input: refuse absurd sizes first
         taps = {key: kwargs.pop(key) for key in ("out_indices", "out_features") if key in kwargs}
         if taps:
             config_dict = {**config_dict, "out_indices": None, "out_features": None, **taps}
