@@ -29,8 +29,10 @@ from test_conversion_reference import make_backbone, make_mim_checkpoint, make_u
 
 import hf_beit
 from hf_beit.cli import build_parser, main
+from hf_beit.configuration_beit import MODEL_SIZES
 from hf_beit.conversion import convert_checkpoint
 from hf_beit.conversion.card_usage import SERVER_URL
+from hf_beit.data.labels import id2label_for
 from hf_beit.inference._loading import load_image_processor, load_model
 from hf_beit.inference.server import create_app
 
@@ -201,3 +203,21 @@ def test_retargeted_card_says_the_head_is_untrained(tmp_path):
     assert args.task == "classification" and args.init_from == str(repo)
     with pytest.raises(hf_beit.tasks.WrongTaskError):
         load_model(repo, "image-classification")  # what the card warns about: the head is not trained
+
+
+def test_registry_ade20k_card_snippet_runs(tmp_path, monkeypatch):
+    """A registry ADE20k conversion (base size shrunk): the snippet slides over the keep-ratio resized photo."""
+    tiny = {"hidden_size": 16, "num_hidden_layers": 12, "num_attention_heads": 2, "intermediate_size": 64}
+    monkeypatch.setitem(MODEL_SIZES, "base", tiny)
+    torch.manual_seed(0)
+    state = make_upernet_checkpoint(num_classes=150, aux_channels=8, dim=16, depth=12, heads=2, window=32, patch=16)
+    torch.save({"state_dict": state}, tmp_path / "ade.pth")
+    repo_id = "org/beitv2-base-patch16-224-pt1k-ftade20k"
+    result = convert_checkpoint(tmp_path / "ade.pth", tmp_path / "ade", model_name="beitv2_base_patch16_224_pt1k_ftade20k",
+                                repo_id=repo_id, progress=False, log=lambda m: None)
+    card = ModelCard.load(result.output / "README.md")
+    assert card.data.base_model == "org/beitv2-base-patch16-224-pt1k" and "becomes 767x512" in card.text
+    (python,) = _blocks(card.text, "python")
+    namespace, printed = _run_python(python, repo_id, result.output)
+    assert namespace["segmentation"].shape == (427, 640)
+    assert set(ast.literal_eval(printed)) <= set(id2label_for("ade20k").values())

@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers
 from huggingface_hub import ModelCard
+from test_conversion_card_usage import _FENCE, _run_python
 from test_conversion_reference import make_backbone
 
 from hf_beit.configuration_beit import MODEL_SIZES
@@ -140,7 +141,14 @@ def test_model_name_fixes_labels_preprocessing_and_card(tmp_path, monkeypatch):
     assert [r.metric_value for r in card.data.eval_results] == [85.2, 97.6] and card.data.license == "mit"
     assert 'from_pretrained("org/beit-base-patch16-224")' in card.text
     assert card.data.base_model == "org/beit-base-patch16-224-pt22k-ft22k"
-    assert (result.output / "example.jpg").is_file()
+    python = [code for lang, code in _FENCE.findall(card.text) if lang == "python"]
+    assert len(python) == 3
+    _, printed = _run_python(python[0], "org/beit-base-patch16-224", result.output)
+    assert len(printed.splitlines()) == 3 and all(
+        line.rsplit(": ", 1)[0] in result.config.id2label.values() for line in printed.splitlines()
+    )
+    for code in python[1:]:
+        _run_python(code, "org/beit-base-patch16-224", result.output)
 
 
 @pytest.mark.parametrize("name", ["beit_base_patch16_640_pt22k_ft22ktoade20k", "beitv2_base_patch16_224_pt1k_ftade20k"])
