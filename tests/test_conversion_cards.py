@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers
 from huggingface_hub import ModelCard
+from test_conversion_card_usage import _FENCE, _run_python
 from test_conversion_reference import make_backbone
 
 from hf_beit.configuration_beit import MODEL_SIZES
@@ -19,6 +20,8 @@ from hf_beit.conversion import (
     get_released_checkpoint,
 )
 from hf_beit.conversion.release_cards import release_facts, render_release_card
+from hf_beit.conversion.stock_taps import STOCK_TAP_SHIFT, stock_taps_note
+from hf_beit.data.labels import id2label_for
 
 CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 
@@ -137,3 +140,85 @@ def test_model_name_fixes_labels_preprocessing_and_card(tmp_path, monkeypatch):
     card = ModelCard.load(result.output / "README.md")
     assert [r.metric_value for r in card.data.eval_results] == [85.2, 97.6] and card.data.license == "mit"
     assert 'from_pretrained("org/beit-base-patch16-224")' in card.text
+    assert card.data.base_model == "org/beit-base-patch16-224-pt22k-ft22k"
+    python = [code for lang, code in _FENCE.findall(card.text) if lang == "python"]
+    assert len(python) == 3
+    _, printed = _run_python(python[0], "org/beit-base-patch16-224", result.output)
+    assert len(printed.splitlines()) == 3 and all(
+        line.rsplit(": ", 1)[0] in result.config.id2label.values() for line in printed.splitlines()
+    )
+    for code in python[1:]:
+        _run_python(code, "org/beit-base-patch16-224", result.output)
+
+
+@pytest.mark.parametrize("name", ["beit_base_patch16_640_pt22k_ft22ktoade20k", "beitv2_base_patch16_224_pt1k_ftade20k"])
+def test_ade20k_card_states_the_keep_ratio_resize(name):
+    """The card's resize is mmcv's keep-ratio rule (computed here from mmcv's formula) on the example photo."""
+    entry = RELEASED_CHECKPOINTS[name]
+    card = str(render_release_card(entry))
+    width, height = 640, 427  # sklearn's china.jpg
+    long, short = 4 * entry.image_size, entry.image_size
+    scale = min(long / max(width, height), short / min(width, height))
+    expected = (int(width * scale + 0.5), int(height * scale + 0.5))
+    assert f"the 640x427 example photo becomes {expected[0]}x{expected[1]}" in card
+    assert f"fits {long}x{short}" in card and "no squashing to a square" in card
+    processor = entry.family.preprocessor("segmentation", entry.image_size)
+    assert not processor.do_center_crop and processor.size == {"shortest_edge": short, "longest_edge": long}
+
+
+def test_stock_transformers_taps_as_the_cards_say(tmp_path):
+    """Stock transformers' UPerNet input for out_indices i is the output of 0-based block i - STOCK_TAP_SHIFT."""
+    config = transformers.BeitConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=4, intermediate_size=37,
+                                     image_size=32, patch_size=8, num_labels=3, out_indices=[2, 3, 4, 5])
+    model = transformers.BeitForSemanticSegmentation(config).eval()
+    block_outputs, fed = {}, []
+    for index, layer in enumerate(model.beit.layers):
+        layer.register_forward_hook(lambda module, args, out, index=index: block_outputs.__setitem__(index, out))
+    model.fpn.register_forward_pre_hook(lambda module, args: fed.append(args[0]))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    for tap, features in zip(config.out_indices, fed[0]):
+        tokens = features.flatten(2).transpose(1, 2)
+        assert torch.equal(tokens, block_outputs[tap - STOCK_TAP_SHIFT][:, 1:])
+    note = stock_taps_note([3, 5, 7, 11])
+    assert f"{ {1: 'one block', 2: 'two blocks'}[STOCK_TAP_SHIFT] } earlier" in note
+    card = str(render_release_card(RELEASED_CHECKPOINTS["beit_base_patch16_640_pt22k_ft22ktoade20k"]))
+    assert card.count("earlier") == 1 and note in card
+
+
+def test_base_model_names_the_registry_parent():
+    """In the committed cards; the namespace follows the card's repo id."""
+    for entry in RELEASED_CHECKPOINTS.values():
+        card = ModelCard.load(CARDS / entry.repo_name / "README.md")
+        if entry.task in ("mim", "embeddings"):
+            assert entry.parent is None and card.data.base_model is None
+            continue
+        parent = RELEASED_CHECKPOINTS[entry.parent]
+        assert card.data.base_model == parent.repo_name
+        assert (parent.family, parent.size) == (entry.family, entry.size) and parent.task != "segmentation"
+        assert parent.pretraining == entry.pretraining
+    entry = RELEASED_CHECKPOINTS["beitv2_large_patch16_224_pt1k_ft21ktoade20k"]
+    card = ModelCard(str(render_release_card(entry, repo_id="ns/x")))
+    assert card.data.base_model == "ns/beitv2-large-patch16-224-pt1k-ft21k"
+
+
+def test_label_sets_are_shown():
+    rvl = str(render_release_card(RELEASED_CHECKPOINTS["rvlcdip_dit-b"]))
+    labels = id2label_for("rvl-cdip")
+    assert len(labels) == 16 and all(f"{i} = {name}" in rvl for i, name in labels.items())
+    imagenet = str(render_release_card(RELEASED_CHECKPOINTS["beit_base_patch16_224_pt22k_ft22kto1k"]))
+    assert "1000 classes (ImageNet-1k, WordNet lemmas), e.g. 0 = tench, Tinca tinca;" in imagenet and "`id2label` in `config.json`" in imagenet
+    assert "label set below" not in imagenet
+    ade = str(render_release_card(RELEASED_CHECKPOINTS["beit_base_patch16_640_pt22k_ft22ktoade20k"]))
+    assert "150 classes (ADE20k SceneParsing; background/unlabelled is ignored), e.g. 0 = wall;" in ade
+
+
+def test_licence_sentence_matches_the_metadata():
+    for entry in RELEASED_CHECKPOINTS.values():
+        card = ModelCard.load(CARDS / entry.repo_name / "README.md")
+        licence = card.text.split("## License\n\n", 1)[1].split("\n", 1)[0]
+        if entry.family.code_repo == "microsoft/unilm":
+            assert card.data.license == "mit" and "repository licence is MIT" in licence
+            assert "does not relicense" in licence and "`license: mit`" in licence
+        else:
+            assert card.data.license == "other" and "CC-BY-NC" in licence

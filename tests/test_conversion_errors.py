@@ -115,6 +115,7 @@ def test_existing_output_needs_overwrite(tmp_path, valid_checkpoint):
     assert sorted(p.name for p in output.iterdir()) == [
         "README.md",
         "config.json",
+        "example.jpg",
         "model.safetensors",
         "preprocessor_config.json",
     ]

@@ -55,7 +55,7 @@ def test_cli_converts_and_pushes_with_token_from_env(tmp_path, fake_hub, monkeyp
     )
     assert code == 0, capsys.readouterr().err
     files = committed_files(calls)
-    assert sorted(files) == ["README.md", "config.json", "model.safetensors", "preprocessor_config.json"]
+    assert sorted(files) == ["README.md", "config.json", "example.jpg", "model.safetensors", "preprocessor_config.json"]
     for name, content in files.items():
         assert content == (output / name).read_bytes(), name
     assert {auth for _, _, auth, _ in calls} == {"Bearer hf_from_env"}

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..data.labels import id2label_for
 from ..retargeting import RetargetingError, retarget_config, retarget_state_dict
+from ..tasks import get_task
 from .checkpoint import load_original_checkpoint
 from .cls_head import plan_cls_head, split_cls_pretraining_head
 from .config_inference import CheckpointFacts, build_config, inspect_state_dict
@@ -21,6 +22,7 @@ from .model_card import render_model_card
 from .model_stats import compute_model_stats
 from .push import push_to_hub as upload_folder
 from .registry import ReleasedCheckpoint, get_released_checkpoint
+from .release_entry import in_namespace
 from .verify import compare_with_timm, load_converted
 from .writer import check_output_dir, write_repo
 
@@ -68,6 +70,13 @@ def _labels(task: str, num_labels: int | None, entry: ReleasedCheckpoint | None)
         return None, None
     labels = id2label_for(label_set)
     return (labels, label_set) if num_labels in (None, len(labels)) else (None, None)
+
+
+def _base_model(entry: ReleasedCheckpoint | None, same_task: bool, repo_id: str | None) -> str | None:
+    """The card's ``base_model``: the entry's parent, or the entry itself when it was re-targeted to another task."""
+    if entry is None:
+        return None
+    return entry.base_model(repo_id) if same_task else in_namespace(entry.repo_name, repo_id)
 
 
 def convert_checkpoint(
@@ -168,15 +177,19 @@ def convert_checkpoint(
         stats = compute_model_stats(config, task)
         # what the weights cannot tell comes from the registry's family; unknown checkpoints are BEiT v1 style
         preprocessor = (entry.family if entry else BEIT).preprocessor(task, config.image_size)
+        card_repo = repo_id or push_to_hub
+        same_entry = entry is not None and entry.task == task
         card = render_model_card(
             config,
             task,
             stats,
-            entry=entry if entry and entry.task == task else None,
-            repo_id=repo_id or push_to_hub,
+            entry=entry if same_entry else None,
+            repo_id=card_repo,
             original_name=Path(checkpoint).stem,
             conversion_notes=notes,
             preprocessor=preprocessor,
+            base_model=_base_model(entry, same_entry, card_repo),
+            head_trained=not any(key.startswith(get_task(task).head_prefixes) for key in retargeted.new_keys),
         )
         bar.update()
 

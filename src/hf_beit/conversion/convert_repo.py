@@ -14,6 +14,7 @@ from .model_card import render_model_card
 from .model_stats import compute_model_stats
 from .push import push_to_hub as upload_folder
 from .registry import ReleasedCheckpoint, get_released_checkpoint
+from .stock_taps import stock_taps_phrase
 from .transformers_repo import (
     TransformersRepo,
     beit_config,
@@ -95,8 +96,7 @@ def convert_transformers_repo(
     notes = repo_notes(repo.family, entry.hub_equivalent if entry and entry.hub_equivalent else Path(source).name)
     if repo.task == "segmentation":
         notes.append(
-            f"`out_indices` {list(config.out_indices)} read as the 0-based blocks hf_beit taps (transformers taps two "
-            "blocks earlier for the same numbers)."
+            f"`out_indices` {list(config.out_indices)} read as the 0-based blocks hf_beit taps ({stock_taps_phrase()})."
         )
     if entry is not None and entry.label_set:
         notes.append(f"`id2label`: {entry.label_set} ({config.num_labels} classes).")
@@ -107,7 +107,7 @@ def convert_transformers_repo(
     card = render_model_card(
         config, repo.task, compute_model_stats(config, repo.task), entry=entry, repo_id=repo_id or push_to_hub,
         original_name=Path(source).name, conversion_notes=notes, preprocessor=preprocessor, family=family,
-        original_format="transformers",
+        original_format="transformers", base_model=entry.base_model(repo_id or push_to_hub) if entry else None,
     )
     result = ConversionResult(Path(output), repo.task, config, None, notes=notes)
 

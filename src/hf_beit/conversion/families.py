@@ -49,6 +49,7 @@ class CheckpointFamily:
     code_repo: str = "microsoft/unilm"  # the repository holding code_url
     evaluation: str = "unilm's evaluation"  # whose evaluation transform the processor reproduces
     domain: str = "ImageNet (and ADE20k) web photos"  # what the data looks like, for the limitations
+    photos: bool = True  # False: the card's example photo is outside the model's domain (documents)
     download_url: str = "https://github.com/addf400/files/releases/download/v1.0/{}.pth"
     source_format: str = "unilm"  # "unilm": original .pth files; "transformers": a Hub repo (save_pretrained)
     weight_prefix: str = "beit"  # base-model prefix of the weights in a transformers-format source repo
@@ -75,7 +76,13 @@ class CheckpointFamily:
         return dict(self.cls_pretraining_early_layers).get(size)
 
 
-_UNILM_MIT = Licence("mit", "MIT (the license of microsoft/unilm)")
+_NO_RELICENSING = "hf_beit does not relicense the weights; the `license: mit` metadata follows the authors' repository."
+_UNILM_MIT = Licence(
+    "mit",
+    "The authors released these weights in [microsoft/unilm](https://github.com/microsoft/unilm), whose repository "
+    "licence is MIT; copies of BEiT weights on other hosts (the Hub's transformers conversions, timm, Azure ML) are "
+    f"labelled apache-2.0 there. {_NO_RELICENSING}",
+)
 
 _BEIT_CITATION = """@article{bao2021beit,
   title   = {BEiT: BERT Pre-Training of Image Transformers},
@@ -147,13 +154,14 @@ DIT = CheckpointFamily(
     citation=_DIT_CITATION,
     licence=Licence(
         "mit",
-        "MIT (the license of microsoft/unilm, where DiT is released; the Hub cards of microsoft/dit-* declare no "
-        "licence)",
+        "The authors released these weights with [microsoft/unilm](https://github.com/microsoft/unilm) (DiT), whose "
+        f"repository licence is MIT; the Hub cards of microsoft/dit-* declare no licence. {_NO_RELICENSING}",
     ),
     tokenizer="dVAE",
     objective="patches are masked block-wise and the model predicts their discrete-VAE (dVAE) codes, BEiT's "
     "objective",
     domain="scanned and born-digital document images (IIT-CDIP, RVL-CDIP), not natural photos",
+    photos=False,
     download_url="https://huggingface.co/HYPJUDY/dit/resolve/main/dit-pts/{}.pth",
     absolute_positions=True,
 )

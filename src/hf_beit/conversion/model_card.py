@@ -7,9 +7,13 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..image_processing_beit import BeitImageProcessor
+from .card_labels import label_text
+from .card_usage import usage_blocks
+from .example_image import EXAMPLE_CREDIT, example_image_path
 from .families import BEIT, CheckpointFamily
 from .model_stats import ModelStats
 from .registry import ReleasedCheckpoint
+from .stock_taps import stock_taps_note
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
 _PIPELINE_TAGS = {
@@ -24,41 +28,6 @@ _DATASETS = {
     "ade20k": "scene_parse_150",
     "rvl-cdip": "aharley/rvl_cdip",
 }
-_LABELS = {
-    "rvl-cdip": "RVL-CDIP, 16 document classes (0 = letter ... 15 = memo, the dataset's label order)",
-    "imagenet-1k": "ImageNet-1k, 1000 classes (WordNet lemmas in `config.id2label`)",
-    "imagenet-22k": "ImageNet-22k, 21841 classes numbered 0..21840 without gaps (sorted wnids of the non-empty "
-    "classes; the Hub copy's id2label has gaps at 9205/15027)",
-    "ade20k": "ADE20k SceneParsing, 150 classes (id 0 = wall; background/unlabelled is ignored)",
-}
-_CODE_HEAD = (
-    "from hf_beit import {cls}, BeitImageProcessor\n\n"
-    'processor = BeitImageProcessor.from_pretrained("{repo}")\n'
-    'model = {cls}.from_pretrained("{repo}")\n'
-    'inputs = processor(images=image, return_tensors="pt")\n'
-)
-_CODE_TAIL = {
-    "mim": (
-        "num_patches = (model.config.image_size // model.config.patch_size) ** 2\n"
-        "bool_masked_pos = torch.zeros(1, num_patches, dtype=torch.bool)\nbool_masked_pos[:, :75] = True\n"
-        "logits = model(**inputs, bool_masked_pos=bool_masked_pos).logits  # (1, {patches}, {vocab}) visual-token "
-        "logits"
-    ),
-    "embeddings": "outputs = model(**inputs)\nfeatures = outputs.pooler_output  # (1, {hidden}) image embedding",
-    "classification": "logits = model(**inputs).logits\nprint(model.config.id2label[logits.argmax(-1).item()])",
-    "segmentation": (
-        "outputs = model(**inputs)\n"
-        "segmentation = processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])[0]"
-    ),
-}
-
-
-def _code(task: str, repo: str, config) -> str:
-    head = ("import torch\n" if task == "mim" else "") + _CODE_HEAD.format(cls=config.architectures[0], repo=repo)
-    patches = (config.image_size // config.patch_size) ** 2
-    return head + _CODE_TAIL[task].format(patches=patches, vocab=config.vocab_size, hidden=config.hidden_size)
-
-
 def _size_name(hidden_size: int) -> str | None:
     return {768: "base", 1024: "large"}.get(hidden_size)
 
@@ -88,14 +57,16 @@ def _eval_results(entry: ReleasedCheckpoint | None) -> list[EvalResult] | None:
 
 
 def _card_data(
-    config, task: str, entry: ReleasedCheckpoint | None, model_name: str, family: CheckpointFamily, known: bool
+    config, task: str, entry: ReleasedCheckpoint | None, model_name: str, family: CheckpointFamily, known: bool,
+    base_model: str | None, head_trained: bool,
 ) -> ModelCardData:
     datasets = []
     if entry is not None:
         if "ImageNet" in entry.pretraining:
             datasets.append("imagenet-1k" if "ImageNet-1k" in entry.pretraining else "imagenet-21k")
         datasets += [_DATASETS[entry.label_set]] if entry.label_set else []
-    tags = ["vision", "beit", "hf_beit", _PIPELINE_TAGS[task]] + (["masked-image-modeling"] if task == "mim" else [])
+    pipeline_tag = _PIPELINE_TAGS[task] if head_trained else _PIPELINE_TAGS["embeddings"]
+    tags = ["vision", "beit", "hf_beit", pipeline_tag] + (["masked-image-modeling"] if task == "mim" else [])
     if entry is not None and family.name not in tags:
         tags.insert(2, family.name)
     licence = family.licence
@@ -103,13 +74,23 @@ def _card_data(
     return ModelCardData(
         license=licence.spdx if known else "other",
         library_name="transformers",
-        pipeline_tag=_PIPELINE_TAGS[task],
+        pipeline_tag=pipeline_tag,
         tags=tags,
+        base_model=base_model,
         datasets=sorted(set(datasets)) or None,
         model_name=model_name,
         eval_results=_eval_results(entry),
         **extra,
     )
+
+
+def example_resized_size(processor: BeitImageProcessor) -> tuple[int, int]:
+    """(width, height) of the example photo after ``processor`` (no crop: the resize alone)."""
+    from PIL import Image
+
+    with Image.open(example_image_path()) as image:
+        pixel_values = processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"]
+    return pixel_values.shape[-1], pixel_values.shape[-2]
 
 
 def _preprocessing_text(
@@ -121,10 +102,11 @@ def _preprocessing_text(
             f"As mmseg's test pipeline: `preprocessor_config.json` resizes keeping the aspect ratio so that the image "
             f"fits {processor.size['longest_edge']}x{processor.size['shortest_edge']} (short side "
             f"{processor.size['shortest_edge']} unless the long side would exceed {processor.size['longest_edge']}; "
-            f"mmcv's rounding, bilinear), rescales to [0, 1] and normalises with {stats}; label maps are reduced "
-            "(0 -> 255 ignored, k -> k-1). Run the model over the result with a sliding window "
-            f"(`hf-beit segment`: {size}x{size} windows, stride {2 * size // 3})."
-        )
+            "mmcv's rounding, OpenCV-style bilinear), with no crop and no squashing to a square (the 640x427 example "
+            "photo becomes {}x{}), rescales to [0, 1] and normalises with {}; label maps are reduced "
+            "(0 -> 255 ignored, k -> k-1). The model then runs over the result with a sliding window "
+            f"(`segment_image`, `hf-beit segment`: {size}x{size} windows, stride {2 * size // 3})."
+        ).format(*example_resized_size(processor), stats)
         if entry is not None:
             text += " The published single-scale mIoU was measured this way."
         return text
@@ -140,8 +122,10 @@ def _preprocessing_text(
     return text
 
 
-def _limitations(task: str, entry: ReleasedCheckpoint | None, family: CheckpointFamily) -> list[str]:
-    items = []
+def _limitations(
+    config, task: str, entry: ReleasedCheckpoint | None, family: CheckpointFamily, head_trained: bool
+) -> list[str]:
+    items = [] if head_trained else [_untrained_head(task)]
     if entry is not None:
         items += [
             *entry.notes,
@@ -152,6 +136,8 @@ def _limitations(task: str, entry: ReleasedCheckpoint | None, family: Checkpoint
         ]
         if family.licence.restriction:
             items.append(family.licence.restriction)
+    if task == "segmentation":
+        items.append(stock_taps_note(config.out_indices))
     items.append(
         "Fixed input resolution; other sizes work through interpolation of the position bias but change results."
     )
@@ -213,7 +199,7 @@ def _details(
             ("Pre-training", entry.pretraining),
             ("Fine-tuning", entry.finetuning),
             ("Original checkpoint", original),
-            ("License", family.licence.text),
+            ("License", f"`{family.licence.spdx}` (see *License*)"),
         ]
         if entry.hub_equivalent and not hub_source:
             rows.append(
@@ -241,12 +227,16 @@ def render_model_card(
     template_path: str | Path = TEMPLATE_PATH,
     family: CheckpointFamily | None = None,
     original_format: str = "unilm",
+    base_model: str | None = None,
+    head_trained: bool = True,
 ) -> ModelCard:
     """Render the model card of a converted repo (metadata from ``ModelCardData``, body from the template).
 
     ``family`` defaults to the entry's (BEiT without one); given without an entry (a data2vec-vision repo of
     unknown provenance) it still decides the licence. ``original_format`` says what was read: ``"unilm"`` (an
-    original file) or ``"transformers"`` (a repo written by ``save_pretrained``).
+    original file) or ``"transformers"`` (a repo written by ``save_pretrained``). ``base_model``: the Hub id of the
+    checkpoint this one was fine-tuned (or re-targeted) from. ``head_trained=False``: the task head is new (a
+    re-targeted checkpoint); the card then says it must be fine-tuned and shows no prediction snippets.
     """
     if not Path(template_path).is_file():
         raise FileNotFoundError(
@@ -257,11 +247,13 @@ def render_model_card(
     preprocessor = preprocessor or family.preprocessor(task, config.image_size)
     repo = repo_id or (entry.repo_name if entry else original_name)
     label_set = entry.label_set if entry else None
-    labels = _label_text(task, config, label_set, family, known=entry is not None)
+    labels = label_text(task, config, label_set, family)
     size = _size_name(config.hidden_size)
     if entry is None:
         what = "a repo written by transformers" if original_format == "transformers" else "an original (unilm-format) checkpoint"
         summary = f"A {family.title} model converted from {what}."
+        if not head_trained:
+            summary += " " + _untrained_head(task)
         source = (
             f"the transformers repo `{original_name}`."
             if original_format == "transformers"
@@ -284,16 +276,22 @@ def render_model_card(
             else f"the original checkpoint `{entry.name}` {released}"
         )
     return ModelCard.from_template(
-        _card_data(config, task, entry, repo, family, known_family),
+        _card_data(config, task, entry, repo, family, known_family, base_model, head_trained),
         template_path=str(template_path),
         title=f"{family.title}{'-' + size if size else ''} ({repo})",
         summary=summary,
         source_sentence=source,
         details=_details(config, task, stats, entry, labels, family),
-        uses=_uses(task, config.num_labels, label_set),
-        code_example=_code(task, repo, config),
+        uses=_uses(task, config.num_labels, label_set) if head_trained else (
+            f"Fine-tuning for {task} (below), or image embeddings from the pre-trained encoder; not {task} as it is."
+        ),
+        usage=usage_blocks(task, repo, config, head_trained=head_trained),
+        example_credit=EXAMPLE_CREDIT + ("" if family.photos else (
+            " It is a photo, not a document: with this model it only shows that the code runs; use a scanned page "
+            "for meaningful output."
+        )),
         preprocessing_description=_preprocessing_text(preprocessor, stats.image_size, entry, family),
-        limitations=_limitations(task, entry, family),
+        limitations=_limitations(config, task, entry, family, head_trained),
         training_description=_training(task, entry),
         metrics=entry.metrics if entry else (),
         no_metrics_text=(
@@ -305,20 +303,26 @@ def render_model_card(
         transformers_compatibility=(
             "loads in stock transformers with the same outputs"
             if task != "segmentation"
-            else "stock transformers loads the weights but taps different blocks"
+            else "stock transformers loads the weights but taps other blocks, see *Limitations*"
         ),
+        licence_text=family.licence.text if known_family else _UNKNOWN_LICENCE,
         layer_norm_eps=config.layer_norm_eps,
         conversion_notes=list(conversion_notes),
         citation=family.citation,
     )
 
 
-def _label_text(task: str, config, label_set: str | None, family: CheckpointFamily, known: bool) -> str:
-    if task == "mim":
-        return f"none (visual-token vocabulary of {config.vocab_size} {family.tokenizer} codes)"
-    if task == "embeddings":
-        return "none (no task head)"
-    return _LABELS[label_set] if known and label_set else f"{config.num_labels} classes"
+_UNKNOWN_LICENCE = (
+    "Unknown: the converted checkpoint came without a registry entry, so its terms are those of wherever it came from "
+    "(`license: other`)."
+)
+
+
+def _untrained_head(task: str) -> str:
+    return (
+        f"The {task} head of this repo is new (initialised at random, not trained): the checkpoint was re-targeted "
+        f"from another task, so it does not do {task} as it is and must be fine-tuned first."
+    )
 
 
 def _uses(task: str, num_labels: int, label_set: str | None) -> str:
@@ -326,7 +330,8 @@ def _uses(task: str, num_labels: int, label_set: str | None) -> str:
     return {
         "mim": "Initialisation for fine-tuning on classification, segmentation or detection (the encoder is "
         "`model.beit`), or continued masked-image-modeling pre-training with a visual tokenizer.",
-        "classification": "Image classification with the label set below, or as a backbone for fine-tuning.",
+        "classification": "Image classification into the classes listed under *Labels* above, or as a backbone "
+        "for fine-tuning.",
         "segmentation": f"Semantic segmentation of scenes into {classes}.",
         "embeddings": "Image embeddings (`pooler_output`, or the patch tokens of `last_hidden_state`), linear probing "
         "(`hf-beit probe`), or initialisation for fine-tuning.",

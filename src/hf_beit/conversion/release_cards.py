@@ -71,4 +71,5 @@ def render_release_card(entry: ReleasedCheckpoint, repo_id: str | None = None) -
         original_name=entry.name,
         conversion_notes=release_notes(entry, id2label),
         preprocessor=entry.family.preprocessor(entry.task, config.image_size),
+        base_model=entry.base_model(repo_id),
     )

@@ -40,10 +40,19 @@ class ReleasedCheckpoint:
     family: CheckpointFamily = BEIT
     container: str = "model"  # where the released file keeps its weights (for cards written without the file)
     download_url: str | None = None  # when the family's URL pattern does not give it
+    parent: str | None = None  # the registry entry (name) this checkpoint was fine-tuned from
 
     @property
     def url(self) -> str:
         return self.download_url or self.family.download_url.format(self.name)
+
+    def base_model(self, repo_id: str | None = None) -> str | None:
+        """The repo id of the parent entry, in the namespace of ``repo_id`` (this entry's repo id), for ``base_model``."""
+        if self.parent is None:
+            return None
+        from .registry import RELEASED_CHECKPOINTS
+
+        return in_namespace(RELEASED_CHECKPOINTS[self.parent].repo_name, repo_id)
 
     @property
     def architecture(self) -> dict:
@@ -54,6 +63,12 @@ class ReleasedCheckpoint:
     def cls_pretraining_early_layers(self) -> int | None:
         """Blocks feeding BEiT v2's CLS-pretraining head (MIM checkpoints of families that have one)."""
         return self.family.early_layers(self.size) if self.task == "mim" else None
+
+
+def in_namespace(repo_name: str, repo_id: str | None) -> str:
+    """``repo_name`` in the Hub namespace of ``repo_id`` (``org/x`` -> ``org/repo_name``; no namespace: as is)."""
+    namespace = (repo_id or "").rpartition("/")[0]
+    return f"{namespace}/{repo_name}" if namespace else repo_name
 
 
 def imagenet_metrics(top1: float, top5: float | None = None, note: str = "") -> tuple[Metric, ...]:

@@ -1,4 +1,5 @@
-"""Atomic writing of a converted repo: config.json, model.safetensors, preprocessor_config.json, README.md."""
+"""Atomic writing of a converted repo: config.json, model.safetensors, preprocessor_config.json, README.md and the
+card's example.jpg."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from safetensors.torch import save_file
 
 from ..atomic_io import atomic_output_dir
 from .errors import OutputExistsError
+from .example_image import write_example_image
 
 WEIGHTS_NAME = "model.safetensors"
 PREPROCESSOR_NAME = "preprocessor_config.json"
@@ -56,6 +58,7 @@ def write_repo(
         save_file(_materialise(state_dict), staging / WEIGHTS_NAME, metadata={"format": "pt"})
         (staging / PREPROCESSOR_NAME).write_text(json.dumps(preprocessor_config, indent=2) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(readme, encoding="utf-8")
+        write_example_image(staging)  # the card's snippets use it
         if write_extra is not None:
             write_extra(staging)
         if check is not None:

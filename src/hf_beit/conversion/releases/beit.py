@@ -9,14 +9,10 @@ from ..release_entry import ReleasedCheckpoint, ade20k_metrics, imagenet_metrics
 _PT = "Masked image modeling (BEiT, DALL-E visual tokens) on ImageNet-22k"
 _FT22K = "supervised on ImageNet-22k (21841 classes)"
 _TO1K = "then ImageNet-1k"
-SEGMENTATION_NOTE = (
-    "UPerNet features are taken after 0-based blocks {} as in the original mmseg model; stock transformers taps "
-    "two blocks earlier, so load this repo with hf_beit to reproduce the original outputs."
-)
-SEGMENTATION_TAPS = {"base": [3, 5, 7, 11], "large": [7, 11, 15, 23]}
 
 
 def _per_size(size: str) -> list[ReleasedCheckpoint]:
+    pretrained, ft22k = f"beit_{size}_patch16_224_pt22k", f"beit_{size}_patch16_224_pt22k_ft22k"
     return [
         ReleasedCheckpoint(
             f"beit_{size}_patch16_224_pt22k",
@@ -41,6 +37,7 @@ def _per_size(size: str) -> list[ReleasedCheckpoint]:
             21841,
             hub_equivalent=f"microsoft/beit-{size}-patch16-224-pt22k-ft22k",
             notes=("No ImageNet-22k accuracy is published for this checkpoint.",),
+            parent=pretrained,
         ),
         ReleasedCheckpoint(
             f"beit_{size}_patch16_224_pt22k_ft1k",
@@ -53,6 +50,7 @@ def _per_size(size: str) -> list[ReleasedCheckpoint]:
             "imagenet-1k",
             1000,
             metrics=imagenet_metrics(*{"base": (83.7, 96.6), "large": (86.0, 97.6)}[size]),
+            parent=pretrained,
         ),
         ReleasedCheckpoint(
             f"beit_{size}_patch16_640_pt22k_ft22ktoade20k",
@@ -66,8 +64,8 @@ def _per_size(size: str) -> list[ReleasedCheckpoint]:
             150,
             f"microsoft/beit-{size}-finetuned-ade-640-640",
             metrics=ade20k_metrics(*{"base": (53.6, 54.2), "large": (56.7, 57.0)}[size]),
-            notes=(SEGMENTATION_NOTE.format(SEGMENTATION_TAPS[size]),),
             container="state_dict",
+            parent=ft22k,
         ),
     ]
 
@@ -97,6 +95,7 @@ def entries() -> list[ReleasedCheckpoint]:
                 1000,
                 hub_equivalent=f"microsoft/{repo}",
                 metrics=imagenet_metrics(top1, top5),
+                parent=f"beit_{size}_patch16_224_pt22k_ft22k",
             )
         )
     found.append(

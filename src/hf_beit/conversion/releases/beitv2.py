@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ..families import BEITV2
 from ..release_entry import ReleasedCheckpoint, ade20k_metrics, imagenet_metrics
-from .beit import SEGMENTATION_NOTE, SEGMENTATION_TAPS
 
 _EPOCHS = {"": 1600, "_300e": 300}
 _FT21K = "supervised on ImageNet-21k (21841 classes, 90 epochs)"
@@ -60,16 +59,18 @@ def _per_size(size: str) -> list[ReleasedCheckpoint]:
             _entry(
                 f"{_stem(size, suffix)}_ft1k", "classification", size, "supervised on ImageNet-1k", epochs=epochs,
                 label_set="imagenet-1k", num_labels=1000, metrics=imagenet_metrics(top1, top5),
+                parent=_stem(size, suffix),
             )
         )
     found += [
         _entry(
             f"{_stem(size, '')}_ft21k", "classification", size, _FT21K, label_set="imagenet-22k", num_labels=21841,
-            notes=(_FT21K_NOTE,),
+            notes=(_FT21K_NOTE,), parent=_stem(size, ""),
         ),
         _entry(
             f"{_stem(size, '')}_ft21kto1k", "classification", size, f"{_FT21K}, then ImageNet-1k",
             label_set="imagenet-1k", num_labels=1000, metrics=imagenet_metrics(*_FT21KTO1K[size]),
+            parent=f"{_stem(size, '')}_ft21k",
         ),
     ]
     for middle, after in (("", "pre-training"), ("_ft21k", "ImageNet-21k fine-tuning")):
@@ -78,7 +79,7 @@ def _per_size(size: str) -> list[ReleasedCheckpoint]:
                 f"{_stem(size, '')}{middle}{'to' if middle else '_ft'}ade20k", "segmentation", size,
                 f"UPerNet on ADE20k after {after} (160k iterations, 512x512 crops)", image_size=512,
                 label_set="ade20k", num_labels=150, metrics=ade20k_metrics(_ADE20K[(size, middle)], crop=512),
-                notes=(SEGMENTATION_NOTE.format(SEGMENTATION_TAPS[size]),), container="state_dict",
+                container="state_dict", parent=f"{_stem(size, '')}{middle}",
             )
         )
     return found

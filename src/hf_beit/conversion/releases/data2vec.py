@@ -22,6 +22,7 @@ def entries() -> list[ReleasedCheckpoint]:
                 ReleasedCheckpoint(
                     name, name, task, size, 224, _PT, finetuning, *labels, hub_equivalent=f"facebook/{name}",
                     family=DATA2VEC_VISION, container="transformers repo",
+                    parent=f"data2vec-vision-{size}" if suffix else None,
                 )
             )
     return found

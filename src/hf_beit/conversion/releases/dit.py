@@ -36,7 +36,7 @@ def entries() -> list[ReleasedCheckpoint]:
                 finetuned, f"dit-{size}-finetuned-rvlcdip", "classification", size, 224, _PT,
                 "supervised on RVL-CDIP (400k document images, 16 classes)", "rvl-cdip", 16,
                 hub_equivalent=f"microsoft/dit-{size}-finetuned-rvlcdip", metrics=_accuracy(_RVL_CDIP[size]),
-                family=DIT, download_url=_FINETUNED_URL.format(finetuned),
+                family=DIT, download_url=_FINETUNED_URL.format(finetuned), parent=pretrained,
             ),
         ]
     return found

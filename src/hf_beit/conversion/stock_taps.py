@@ -1,0 +1,29 @@
+"""What stock transformers does with a converted segmentation repo's ``out_indices``: the one sentence cards and
+conversion notes use, kept here so it can be reworded in one place when the configs change.
+
+Verified on transformers 5.24: ``BeitForSemanticSegmentation`` feeds UPerNet ``hidden_states[i - 1]`` for each
+``i`` in ``out_indices``, and ``hidden_states[0]`` is the embedding output, so it taps the output of 0-based block
+``i - 2`` where hf_beit (and unilm/mmseg) tap block ``i`` (tests/test_conversion_cards.py checks this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: How many blocks before hf_beit's tap stock transformers reads for the same ``out_indices`` number.
+STOCK_TAP_SHIFT = 2
+_EARLIER = {1: "one block earlier", 2: "two blocks earlier"}[STOCK_TAP_SHIFT]
+
+
+def stock_taps_note(taps: Sequence[int]) -> str:
+    """The Limitations sentence of a segmentation card whose UPerNet taps are the 0-based blocks ``taps``."""
+    return (
+        f"UPerNet features are taken after 0-based blocks {list(taps)} as in the original mmseg model; stock "
+        f"transformers reads the same `out_indices` {_EARLIER}, so load this repo with hf_beit to reproduce the "
+        "original outputs."
+    )
+
+
+def stock_taps_phrase() -> str:
+    """The short form for a conversion note about ``out_indices``."""
+    return f"transformers taps {_EARLIER} for the same numbers"
