@@ -20,7 +20,7 @@ from hf_beit.conversion import (
     get_released_checkpoint,
 )
 from hf_beit.conversion.release_cards import release_facts, render_release_card
-from hf_beit.conversion.stock_taps import STOCK_TAP_SHIFT, stock_taps_note
+from hf_beit.stock_taps import STOCK_TAP_SHIFT, stock_taps_note
 from hf_beit.data.labels import id2label_for
 
 CARDS = Path(__file__).resolve().parents[1] / "model_cards"

@@ -20,7 +20,8 @@ TOP_K = 3
 SERVER_URL = "http://127.0.0.1:8000"
 _MADE_UP_PROBS = (0.6, 0.25, 0.1)  # len == TOP_K
 _IMAGE_IMPORTS = "from PIL import Image\nfrom sklearn.datasets import load_sample_image\n"
-_IMAGE = f'image = Image.fromarray(load_sample_image("{SKLEARN_NAME}"))  # the photo saved as {EXAMPLE_IMAGE} in this repo\n'
+_IMAGE = (f'image = Image.fromarray(load_sample_image("{SKLEARN_NAME}"))'
+          f"  # the photo saved as {EXAMPLE_IMAGE} in this repo\n")
 
 _LOAD = (
     'processor = BeitImageProcessor.from_pretrained("{repo}")\n'
@@ -112,7 +113,8 @@ def _pipeline_block(task: str, repo: str, k: int) -> UsageBlock:
         f"{_IMAGE_IMPORTS}\nfrom hf_beit.inference import pipeline\n\n{_IMAGE}"
         f'pipe = pipeline("{name}", "{repo}")\nprint(pipe({call}))\n'
     )
-    text += " `hf_beit.inference.pipeline` builds it with hf_beit's classes (`transformers.pipeline` would load its own)."
+    text += (" `hf_beit.inference.pipeline` builds it with hf_beit's classes (`transformers.pipeline` would load its "
+             "own).")
     return UsageBlock("Pipeline", text, "python", code)
 
 
@@ -169,3 +171,9 @@ def usage_blocks(task: str, repo: str, config: Any, *, head_trained: bool = True
     if task != "segmentation":  # its pipeline would run the whole resized image at once (see the Python block)
         blocks += [_embeddings_block(repo, config), _pipeline_block(task, repo, k)]
     return blocks + _shell_blocks(task, repo, config, k, label_names(config))
+
+
+def usage_markdown(blocks: list[UsageBlock]) -> str:
+    """The blocks as card sections (``### title``, the sentence, the fenced code), as the conversion template lays
+    them out."""
+    return "\n\n".join(f"### {b.title}\n\n{b.text}\n\n```{b.language}\n{b.code}```" for b in blocks)

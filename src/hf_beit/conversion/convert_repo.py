@@ -14,7 +14,7 @@ from .model_card import render_model_card
 from .model_stats import compute_model_stats
 from .push import push_to_hub as upload_folder
 from .registry import ReleasedCheckpoint, get_released_checkpoint
-from .stock_taps import stock_taps_phrase
+from ..stock_taps import stock_taps_phrase
 from .transformers_repo import (
     TransformersRepo,
     beit_config,

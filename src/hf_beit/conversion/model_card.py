@@ -13,7 +13,7 @@ from .example_image import EXAMPLE_CREDIT, example_image_path
 from .families import BEIT, CheckpointFamily
 from .model_stats import ModelStats
 from .registry import ReleasedCheckpoint
-from .stock_taps import stock_taps_note
+from ..stock_taps import stock_taps_note
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
 _PIPELINE_TAGS = {

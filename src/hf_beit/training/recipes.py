@@ -330,9 +330,8 @@ def run_finetuning(args: FinetuneArguments, data: datasets.DatasetDict | dataset
         model_dir = Path(args.output_dir) / FINAL_MODEL_DIR
         arguments = dataclasses.asdict(args)
         card = finetuned_card(args.push_to_hub or str(model_dir), args.task, trainer.model.config, arguments, metrics)
-        example = data["validation"][0][args.image_column]
         save_final_model(trainer.model, processor, model_dir, metrics,
-                         extras=lambda folder: write_card_and_example(folder, card, example))
+                         extras=lambda folder: write_card_and_example(folder, card))
         (Path(args.output_dir) / ARGUMENTS_FILE).write_text(json.dumps(arguments, indent=2, default=str))
         write_curves(Path(args.output_dir) / TRAINING_LOG, args.output_dir)  # loss.png, metrics.png
         if args.push_to_hub:

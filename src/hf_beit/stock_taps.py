@@ -1,5 +1,5 @@
-"""What stock transformers does with a converted segmentation repo's ``out_indices``: the one sentence cards and
-conversion notes use, kept here so it can be reworded in one place when the configs change.
+"""What stock transformers does with a segmentation repo's ``out_indices``: the one sentence the cards (converted
+and fine-tuned) and conversion notes use.
 
 Verified on transformers 5.24: ``BeitForSemanticSegmentation`` feeds UPerNet ``hidden_states[i - 1]`` for each
 ``i`` in ``out_indices``, and ``hidden_states[0]`` is the embedding output, so it taps the output of 0-based block
@@ -18,9 +18,10 @@ _EARLIER = {1: "one block earlier", 2: "two blocks earlier"}[STOCK_TAP_SHIFT]
 def stock_taps_note(taps: Sequence[int]) -> str:
     """The Limitations sentence of a segmentation card whose UPerNet taps are the 0-based blocks ``taps``."""
     return (
-        f"UPerNet features are taken after 0-based blocks {list(taps)} as in the original mmseg model; stock "
-        f"transformers reads the same `out_indices` {_EARLIER}, so load this repo with hf_beit to reproduce the "
-        "original outputs."
+        f"UPerNet features are taken after 0-based blocks {list(taps)} as in the original mmseg model. Stock "
+        f"transformers' segmentation model would read the same `out_indices` {_EARLIER} and give other masks "
+        "without a word, so it refuses this repo's config.json on purpose (`out_features and out_indices should "
+        "correspond`): load it with hf_beit."
     )
 
 
