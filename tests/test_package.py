@@ -19,3 +19,17 @@ def test_every_export_resolves_and_no_submodule_shadows_it(name):
     for export in package.__all__:
         assert getattr(package, export) is not None, export
         assert importlib.util.find_spec(f"{name}.{export}") is None, f"{name}.{export} is also a submodule"
+
+
+def test_subpackages_are_attributes_after_a_bare_import():
+    """``import hf_beit`` then ``hf_beit.inference.extract_embeddings(...)``, as the README writes it (in a fresh
+    interpreter, where nothing imported the subpackage before)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hf_beit; print(hf_beit.inference.extract_embeddings.__name__, "
+            "hf_beit.export.export_onnx.__name__, 'hf_beit.training' in sys.modules)")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert ran.stdout.split() == ["extract_embeddings", "export_onnx", "False"]
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        importlib.import_module("hf_beit").nothing  # noqa: B018 - the attribute access is the test

@@ -23,7 +23,10 @@ _LAZY = by_module({
     "inference.pipelines": ("pipeline",),
 })
 
-__getattr__ = lazy_attributes(__name__, _LAZY)
+_SUBPACKAGES = ("acceleration", "conversion", "evaluation", "export", "inference", "pretraining", "probing",
+                "tokenizers", "training")
+
+__getattr__ = lazy_attributes(__name__, _LAZY, _SUBPACKAGES)
 
 
 __all__ = [

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_attributes(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` that imports ``exports[name]`` (a module relative to ``package``) on first access."""
+def lazy_attributes(package: str, exports: dict[str, str], subpackages: tuple[str, ...] = ()) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``exports[name]`` (a module relative to ``package``) on first access, and
+    the ``subpackages`` themselves (``hf_beit.inference.extract_embeddings`` after a bare ``import hf_beit``)."""
 
     def __getattr__(name: str) -> Any:
+        if name in subpackages:
+            return importlib.import_module(f".{name}", package)
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(f".{exports[name]}", package), name)
