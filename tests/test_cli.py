@@ -41,6 +41,7 @@ def test_help_is_fast_and_version_is_printed(capsys):
         (["pretrain"], "--learning-rate", "0.0015"),
         (["predict"], "--batch-size", "8"),
         (["convert"], "--image-size", None),
+        (["evaluate"], "--no-progress", None),  # a flag: "(default: True)" of its inverted dest would mislead
     ],
 )
 def test_every_default_is_shown(capsys, command, option, default):

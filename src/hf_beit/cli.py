@@ -37,7 +37,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
     @staticmethod
     def _has_default(action: argparse.Action) -> bool:
-        return bool(action.option_strings) and action.default not in (None, False, argparse.SUPPRESS)
+        flag = action.nargs == 0  # store_true/false/const: "(default: True)" on --no-progress would mislead
+        return bool(action.option_strings) and not flag and action.default not in (None, False, argparse.SUPPRESS)
 
 
 class _SubParsers(argparse._SubParsersAction):
