@@ -67,7 +67,9 @@ class LogitsOnly(nn.Module):
 
 def eager(model: nn.Module, autocast: bool = False, call=None) -> Callable[[torch.Tensor], torch.Tensor]:
     """An eager PyTorch model under ``inference_mode`` (and bf16 autocast)."""
-    call = call or (lambda pixels: model(pixel_values=pixels).logits)
+    if call is None:  # not `call or ...`: a compiled module's truthiness asks its model for len()
+        def call(pixels: torch.Tensor) -> torch.Tensor:
+            return model(pixel_values=pixels).logits
 
     def run(pixels: torch.Tensor) -> torch.Tensor:
         context = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
