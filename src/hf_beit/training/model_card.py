@@ -62,7 +62,8 @@ def _summary(description: str, base: str | None, dataset: str, labels: list[str]
 def _example_lines(repo_id: str, extra_import: str = "") -> str:
     """Imports and the line that opens the example image shipped with the model (Hub repo or local folder)."""
     if is_hub_id(repo_id):
-        return ("from huggingface_hub import hf_hub_download\nfrom PIL import Image\n\nimport hf_beit\n" + extra_import + "\n"
+        return ("from huggingface_hub import hf_hub_download\nfrom PIL import Image\n\nimport hf_beit\n"
+                + extra_import + "\n"
                 f'image = Image.open(hf_hub_download("{repo_id}", "{EXAMPLE_IMAGE}"))  # shipped with the model')
     return ("from PIL import Image\n\nimport hf_beit\n" + extra_import + "\n"
             f'image = Image.open("{Path(repo_id) / EXAMPLE_IMAGE}")  # shipped with the model')
@@ -110,8 +111,9 @@ def _results(metrics: Mapping[str, float]) -> str:
             and "per_second" not in key]  # fmt: skip
     if not rows:
         return "No evaluation was run."
-    return "Validation (`eval_`) selected the checkpoint; `test_` is a held-out split.\n\n| metric | value |\n|---|---|\n" + (
-        "\n".join(rows)
+    return (
+        "Validation (`eval_`) selected the checkpoint; `test_` is a held-out split.\n\n| metric | value |\n|---|---|\n"
+        + "\n".join(rows)
     )
 
 
