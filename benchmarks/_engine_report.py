@@ -122,7 +122,8 @@ def summary_table(results: list[Result], peak: GemmPeak, flops: float) -> list[s
             f"| {v.precision} b{v.batch} | {v.best.name} | {v.best.median_rate:.2f} | {v.best.agreement:.1%} "
             f"| {v.ours.name} | {v.ours.median_rate:.2f} | {v.ours.agreement:.1%} | {v.ratio:.2f}x "
             f"| {v.best_call_ratio:.2f}x | {share(v.ours.median_rate, v.precision, peak, flops):.0%} / "
-            f"{share(v.best.median_rate, v.precision, peak, flops):.0%} | {required} | {'yes' if v.ratio >= 1.0 else 'no'} |"
+            f"{share(v.best.median_rate, v.precision, peak, flops):.0%} | {required} "
+            f"| {'yes' if v.ratio >= 1.0 else 'no'} |"
         )
     return lines + [""]
 
@@ -145,6 +146,11 @@ def detail_table(results: list[Result], peak: GemmPeak, flops: float) -> list[st
 
 
 def peak_table(peak: GemmPeak) -> list[str]:
-    lines = ["### GEMM peaks of this run (BEiT-base batch-8 shapes, best seen)", "", "| kernel | GFLOP/s |", "|---|---|"]
+    lines = [
+        "### GEMM peaks of this run (BEiT-base batch-8 shapes, best seen)",
+        "",
+        "| kernel | GFLOP/s |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {rate:.0f} |" for name, rate in peak.best.items()]
     return lines + [""]

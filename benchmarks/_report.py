@@ -73,8 +73,9 @@ def _forward_table(rows: list[Row], batch: int, peak: GemmPeak, flops: float) ->
         f"### Forward, batch {batch}",
         "",
         (
-            "| precision | implementation | img/s best | img/s median | vs transformers sdpa | vs timm | % of peak GEMM "
-            "| max abs diff vs plain fp32 | top-1 agreement | peak MiB | packed MiB | page faults / call |"
+            "| precision | implementation | img/s best | img/s median | vs transformers sdpa | vs timm "
+            "| % of peak GEMM | max abs diff vs plain fp32 | top-1 agreement "
+            "| peak MiB | packed MiB | page faults / call |"
         ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -150,7 +151,9 @@ def _targets(rows: list[Row], peak: GemmPeak, flops: float) -> list[str]:
         if row is not None and peak.peak(precision):
             fraction = row.rate * flops / (peak.peak(precision) * 1e9)
             met = "yes" if fraction >= 0.8 else "no"
-            lines.append(f"| {precision} batch 8, share of the {precision} GEMM peak | >= 80% | {fraction:.0%} | {met} | |")
+            lines.append(
+                f"| {precision} batch 8, share of the {precision} GEMM peak | >= 80% | {fraction:.0%} | {met} | |"
+            )
     for precision, required in (("fp32", 1e-4), ("bf16", None), ("int8", None)):
         row = _find(rows, "hf_beit", precision, 8)
         if row is None:
@@ -194,7 +197,10 @@ def _peak_table(peak: GemmPeak) -> list[str]:
     if mkl and onednn:
         lines += [
             "",
-            f"fp32 GEMM headroom over PyTorch's default (MKL) path on this CPU: {onednn / mkl:.2f}x -- roughly the most",
+            (
+                f"fp32 GEMM headroom over PyTorch's default (MKL) path on this CPU: {onednn / mkl:.2f}x "
+                "-- roughly the most"
+            ),
             "an fp32 implementation can gain over MKL-based peers once their other overheads are gone.",
         ]
     return lines + [""]
@@ -230,7 +236,10 @@ def write_report(path: str, rows: list[Row], peak: GemmPeak, environment: dict, 
         "brackets). peak MiB = resident memory above the resting process during one batch-8 call; packed MiB = memory",
         "kept by packed weights (hf_beit). Random weights give flat logits, so top-1 agreement is a harsh test.",
         "page faults / call = median minor page faults during a timed call: memory the allocator had returned to the",
-        "system and the kernel must map and zero again (glibc malloc trims large freed blocks; LD_PRELOAD of jemalloc or",
+        (
+            "system and the kernel must map and zero again (glibc malloc trims large freed blocks; "
+            "LD_PRELOAD of jemalloc or"
+        ),
         "MALLOC_TRIM_THRESHOLD_ changes this for every implementation).",
         "",
     ]

@@ -1,4 +1,5 @@
-"""A fine-tuning step (forward + cross-entropy + backward + AdamW, batch 8) in fp32 or bf16 autocast, eager or compiled."""
+"""A fine-tuning step (forward + cross-entropy + backward + AdamW, batch 8) in fp32 or bf16 autocast, eager or
+compiled."""
 
 from __future__ import annotations
 

@@ -91,7 +91,9 @@ def forward_results(contenders, views, batch: int, rounds: int, reference, peak:
     for index in range(rounds):
         pixels = views[index * batch : (index + 1) * batch]
         for contender in contenders:
-            call = lambda x=contender, p=pixels: x.logits(p)
+            def call(x=contender, p=pixels):
+                return x.logits(p)
+
             logits[contender.label].append(time_call(call, timings[contender.label]))
         peak.probe()
         progress.update(1)
@@ -231,7 +233,12 @@ def render(results, training, peak, config, environment) -> str:
     lines = ["# BEiT-base/16 224: hf_beit's deployment paths vs ONNX Runtime, OpenVINO, torch.compile", ""]
     lines += [f"- {key}: {value}" for key, value in environment.items()]
     lines += [f"- forward GFLOP per image: {flops / 1e9:.1f}", ""]
-    lines += summary_table(results, peak, flops) + target_lines(results) + peak_table(peak) + detail_table(results, peak, flops)
+    lines += (
+        summary_table(results, peak, flops)
+        + target_lines(results)
+        + peak_table(peak)
+        + detail_table(results, peak, flops)
+    )
     lines += training_table(training)
     lines += [
         "Notes: ratios and rates are medians of interleaved rounds (best calls in the detail table). Agreement = top-1",

@@ -89,7 +89,10 @@ def report(rows: list[dict], command: str, seconds: float, loads: tuple[float, f
         "- random weights (relative tables, layer scale, norms randomised); eager = the model's default inference",
         "  path (oneDNN fp32); inputs: standard normal pixels, (batch, height, width) as listed",
         "",
-        "| case | model | exported input | checked at | max abs output | onnxruntime | ExportedProgram | export | file |",
+        (
+            "| case | model | exported input | checked at | max abs output | onnxruntime | ExportedProgram "
+            "| export | file |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:

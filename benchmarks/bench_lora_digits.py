@@ -157,8 +157,8 @@ def report(args, rows) -> None:
     )
     command = (
         f"`python benchmarks/bench_lora_digits.py --base-epochs {args.base_epochs:g} --epochs {args.epochs:g} "
-        f"--rank {args.rank} --seed {args.seed} --threads {args.threads}`; peft {peft.__version__}, transformers {transformers.__version__}, "
-        f"torch {torch.__version__}"
+        f"--rank {args.rank} --seed {args.seed} --threads {args.threads}`; peft {peft.__version__}, "
+        f"transformers {transformers.__version__}, torch {torch.__version__}"
     )
     lines = [
         heading,

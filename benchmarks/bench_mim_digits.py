@@ -87,7 +87,9 @@ def finetune(init_from, config, train_x, train_y, test_x, test_y, seed, epochs, 
             scheduler.step()
     model.eval()
     with torch.no_grad():
-        predictions = torch.cat([model(pixel_values=test_x[i : i + 256]).logits.argmax(-1) for i in range(0, len(test_x), 256)])
+        predictions = torch.cat(
+            [model(pixel_values=test_x[i : i + 256]).logits.argmax(-1) for i in range(0, len(test_x), 256)]
+        )
     return (predictions == test_y).float().mean().item()
 
 
@@ -158,7 +160,9 @@ def _table(rows: list[tuple]) -> str:
     scratch = np.array([row[3] for row in rows])
     lines = ["| seed | labels | MIM-pretrained acc | scratch acc | difference |", "|---|---|---|---|---|"]
     lines += [f"| {seed} | {count} | {p:.4f} | {s:.4f} | {p - s:+.4f} |" for seed, count, p, s in rows]
-    lines.append(f"| mean | | {pretrained.mean():.4f} | {scratch.mean():.4f} | {pretrained.mean() - scratch.mean():+.4f} |")
+    lines.append(
+        f"| mean | | {pretrained.mean():.4f} | {scratch.mean():.4f} | {pretrained.mean() - scratch.mean():+.4f} |"
+    )
     return "\n".join(lines)
 
 
@@ -175,7 +179,8 @@ def write_results(args, summary, rows, long_rows, pool_size, test_size, timing) 
     text = f"""# MIM pre-training on scikit-learn digits (10% labels)
 
 Produced by `{command}` ({timing['cpu'] / 60:.1f} CPU min, {timing['wall'] / 60:.1f} min wall on a shared
-{platform.machine()} box, torch {torch.__version__}, {args.threads} thread(s)). Data: 1797 digits upsampled to 32x32; {pool_size} pool images (pre-training uses their
+{platform.machine()} box, torch {torch.__version__}, {args.threads} thread(s)). Data: 1797 digits upsampled to 32x32; \
+{pool_size} pool images (pre-training uses their
 pixels only), {test_size} test images (stratified split, `random_state=0`).
 
 Model: BEiT {MODEL['num_hidden_layers']} layers, hidden {MODEL['hidden_size']}, {MODEL['num_attention_heads']} heads,
@@ -183,9 +188,11 @@ MLP {MODEL['intermediate_size']}, patch {MODEL['patch_size']} (8x8 grid), drop p
 
 ## Pre-training (seed {args.pretrain_seed})
 - Tokenizer: k-means patch codebook, {summary['vocab_size']} entries, fitted on 4x4-pixel cells of 1000 random crops.
-- Masking: {summary['num_masking_patches']} of 64 patches (75/196 scaled), blocks of >= {summary['min_mask_patches_per_block']}.
+- Masking: {summary['num_masking_patches']} of 64 patches (75/196 scaled), \
+blocks of >= {summary['min_mask_patches_per_block']}.
 - {summary['global_step']} steps ({args.pretrain_epochs:g} epochs, batch 64), lr {args.pretrain_lr:g}, warmup 5 epochs,
-  cosine to 1e-5, AdamW (0.9, 0.999), wd 0.05, clip 3.0; crops scale 0.5-1, no flip/jitter. {timing['pretrain']:.0f} s wall.
+  cosine to 1e-5, AdamW (0.9, 0.999), wd 0.05, clip 3.0; crops scale 0.5-1, no flip/jitter. \
+{timing['pretrain']:.0f} s wall.
 - MIM loss (mean per epoch): first {losses[0]:.3f} -> last {losses[-1]:.3f} (chance ln {summary['vocab_size']} =
   {np.log(summary['vocab_size']):.3f}); masked-token accuracy {accuracies[0]:.3f} -> {accuracies[-1]:.3f}.
 

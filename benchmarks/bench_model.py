@@ -180,7 +180,10 @@ def _cpu_name() -> str:
         return platform.processor()
     info = dict(line.split(":", 1) for line in lines if ":" in line)
     info = {key.strip(): value.strip() for key, value in info.items()}
-    return f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}), {os.cpu_count()} CPUs"
+    return (
+        f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}), "
+        f"{os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ epoch's accuracy (it also selects that epoch), *test* is measured once on the he
 includes process start-up, evaluation after every epoch and checkpointing; *CPU time* is the user+system time of
 the run. The machine is shared with other jobs, so wall time depends on the load shown.
 
-| date (UTC) | CPU | threads | load (1 min) start / end | seed | epochs | wall time | CPU time | validation acc | test acc | top-5 (test) |
+| date (UTC) | CPU | threads | load (1 min) start / end | seed | epochs | wall time | CPU time \
+| validation acc | test acc | top-5 (test) |
 |---|---|---|---|---|---|---|---|---|---|---|
 """
 

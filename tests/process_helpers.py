@@ -17,7 +17,8 @@ import hf_beit
 MIB = 1024 * 1024
 _SRC = str(Path(hf_beit.__file__).resolve().parents[1])
 _PEAK_OF_CHILD = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
-                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)")
+                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+                  "sys.exit(p.returncode)")
 
 
 def child_env() -> dict[str, str]:

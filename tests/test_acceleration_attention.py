@@ -106,7 +106,9 @@ def test_per_image_and_head_broadcast_biases():
     shared_over_heads = bias[:, :1]
     for candidate in (per_image, shared_over_heads):
         q, k, v = qkv.reshape(BATCH, TOKENS, 3, HEADS, HEAD_DIM).permute(2, 0, 3, 1, 4).unbind(0)
-        expected = F.scaled_dot_product_attention(q, k, v, attn_mask=candidate).transpose(1, 2).reshape(BATCH, TOKENS, -1)
+        expected = (
+            F.scaled_dot_product_attention(q, k, v, attn_mask=candidate).transpose(1, 2).reshape(BATCH, TOKENS, -1)
+        )
         with torch.inference_mode():
             out = attend(qkv.bfloat16(), candidate.bfloat16(), HEADS)
         assert (out.float() - expected).abs().max() < 0.05

@@ -105,7 +105,9 @@ def test_cls_head_dropped_on_request_or_when_retargeted(tmp_path):
 def tiny_sizes(monkeypatch):
     """The registry's base size shrunk (10 blocks so that v2's block 9 exists; 224 inputs as released)."""
     monkeypatch.setitem(
-        MODEL_SIZES, "base", {"hidden_size": 32, "num_hidden_layers": 10, "num_attention_heads": 4, "intermediate_size": 128}
+        MODEL_SIZES,
+        "base",
+        {"hidden_size": 32, "num_hidden_layers": 10, "num_attention_heads": 4, "intermediate_size": 128},
     )
 
 
@@ -181,7 +183,9 @@ def test_registry_architecture_equals_timm_beitv2(timm_name, entry, classes):
 
 def test_ade20k_entry_at_512(tmp_path, monkeypatch):
     monkeypatch.setitem(
-        MODEL_SIZES, "base", {"hidden_size": 16, "num_hidden_layers": 12, "num_attention_heads": 2, "intermediate_size": 64}
+        MODEL_SIZES,
+        "base",
+        {"hidden_size": 16, "num_hidden_layers": 12, "num_attention_heads": 2, "intermediate_size": 64},
     )
     torch.manual_seed(0)
     sd = make_upernet_checkpoint(num_classes=150, aux_channels=8, dim=16, depth=12, heads=2, window=32, patch=16)

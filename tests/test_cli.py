@@ -26,7 +26,9 @@ def test_help_is_fast_and_version_is_printed(capsys):
         build_parser().parse_args(["--version"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"hf-beit {hf_beit.__version__}"
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "hf_beit.cli", "--help"], check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_beit.cli", "--help"], check=False, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     print(f"hf-beit --help took {seconds:.2f} s in a fresh process")
     assert result.returncode == 0 and "convert" in result.stdout and "export" in result.stdout

@@ -76,7 +76,7 @@ def _run_python(code: str, repo_id: str, repo: Path) -> tuple[dict, str]:
     namespace: dict = {}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code.replace(f'"{repo_id}"', repr(str(repo))), "<card>", "exec"), namespace)  # noqa: S102 - the card snippet
+        exec(compile(code.replace(f'"{repo_id}"', repr(str(repo))), "<card>", "exec"), namespace)
     return namespace, out.getvalue()
 
 
@@ -213,7 +213,8 @@ def test_registry_ade20k_card_snippet_runs(tmp_path, monkeypatch):
     state = make_upernet_checkpoint(num_classes=150, aux_channels=8, dim=16, depth=12, heads=2, window=32, patch=16)
     torch.save({"state_dict": state}, tmp_path / "ade.pth")
     repo_id = "org/beitv2-base-patch16-224-pt1k-ftade20k"
-    result = convert_checkpoint(tmp_path / "ade.pth", tmp_path / "ade", model_name="beitv2_base_patch16_224_pt1k_ftade20k",
+    result = convert_checkpoint(tmp_path / "ade.pth", tmp_path / "ade",
+                                model_name="beitv2_base_patch16_224_pt1k_ftade20k",
                                 repo_id=repo_id, progress=False, log=lambda m: None)
     card = ModelCard.load(result.output / "README.md")
     assert card.data.base_model == "org/beitv2-base-patch16-224-pt1k" and "becomes 767x512" in card.text

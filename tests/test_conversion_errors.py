@@ -46,7 +46,7 @@ def test_truncated_checkpoint(tmp_path, valid_checkpoint):
 def test_corrupt_or_empty_checkpoint(tmp_path, content):
     path = tmp_path / "corrupt.pth"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="empty|not a valid PyTorch checkpoint|truncated"):
+    with pytest.raises(CheckpointError, match=r"empty|not a valid PyTorch checkpoint|truncated"):
         _convert(path, tmp_path / "out")
     _assert_nothing_written(tmp_path, tmp_path / "out")
 
@@ -54,7 +54,7 @@ def test_corrupt_or_empty_checkpoint(tmp_path, content):
 def test_unsafe_pickle_is_refused(tmp_path):
     path = tmp_path / "unsafe.pth"
     torch.save({"model": {"patch_embed.proj.weight": torch.zeros(1)}, "extra": _Untrusted()}, path)
-    with pytest.raises(CheckpointError, match="_Untrusted.*cannot be loaded safely"):
+    with pytest.raises(CheckpointError, match=r"_Untrusted.*cannot be loaded safely"):
         _convert(path, tmp_path / "out")
     _assert_nothing_written(tmp_path, tmp_path / "out")
 
@@ -62,7 +62,7 @@ def test_unsafe_pickle_is_refused(tmp_path):
 def test_non_beit_checkpoint(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save({"state_dict": {"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 8)}}, path)
-    with pytest.raises(CheckpointError, match="not a BEiT checkpoint.*conv1.weight"):
+    with pytest.raises(CheckpointError, match=r"not a BEiT checkpoint.*conv1\.weight"):
         _convert(path, tmp_path / "out")
     _assert_nothing_written(tmp_path, tmp_path / "out")
 
@@ -82,7 +82,7 @@ def test_unknown_keys_are_listed(tmp_path):
     state = make_mim_checkpoint(depth=2) | {"blocks.0.attn.extra_proj.weight": torch.zeros(2)}
     path = tmp_path / "extra.pth"
     torch.save({"model": state}, path)
-    with pytest.raises(ConversionError, match="blocks.0.attn.extra_proj.weight"):
+    with pytest.raises(ConversionError, match=r"blocks\.0\.attn\.extra_proj\.weight"):
         _convert(path, tmp_path / "out")
     _assert_nothing_written(tmp_path, tmp_path / "out")
 

@@ -91,7 +91,7 @@ def test_fused_qkv_bias():
 
 
 def test_unknown_keys_and_task():
-    with pytest.raises(ConversionError, match="2 weight.*foo.*blocks.0.bar"):
+    with pytest.raises(ConversionError, match=r"2 weight.*foo.*blocks\.0\.bar"):
         convert_state_dict({"foo": torch.zeros(1), "blocks.0.bar": torch.zeros(1), "cls_token": torch.zeros(1)}, "mim")
     with pytest.raises(ConversionError, match="Unknown task"):
         convert_state_dict({}, "detection")

@@ -108,7 +108,7 @@ def test_config_bounds_accept_every_preset_and_bound_the_parameter_count(monkeyp
     for preset in BEIT_PRESETS.values():
         check_config_bounds(preset)
     huge = {"num_hidden_layers": 1000, "hidden_size": 32768, "intermediate_size": 131072}
-    with pytest.raises(ConfigBoundsError, match="more than the limit of 2.00e[+]10; set HF_BEIT_MAX_PARAMETERS"):
+    with pytest.raises(ConfigBoundsError, match=r"more than the limit of 2\.00e[+]10; set HF_BEIT_MAX_PARAMETERS"):
         check_config_bounds(huge)
     monkeypatch.setenv("HF_BEIT_MAX_PARAMETERS", str(10**16))
     check_config_bounds(huge)

@@ -49,7 +49,9 @@ def test_saved_layout_is_data2vec_prefixed(tmp_path):
     folder, _ = _save(tmp_path, "Data2VecVisionForImageClassification", num_labels=5)
     config = json.loads((folder / "config.json").read_text())
     keys = transformers.modeling_utils.load_state_dict(str(folder / "model.safetensors"))
-    assert config["model_type"] == "data2vec-vision" and any(k.startswith("data2vec_vision.encoder.layer.0.") for k in keys)
+    assert config["model_type"] == "data2vec-vision" and any(
+        k.startswith("data2vec_vision.encoder.layer.0.") for k in keys
+    )
 
 
 def test_classifier_matches_transformers(tmp_path):

@@ -61,7 +61,9 @@ def test_hub_style_dit_repos_load_with_stock_outputs(tmp_path):
 @pytest.fixture
 def tiny_base(monkeypatch):
     monkeypatch.setitem(
-        MODEL_SIZES, "base", {"hidden_size": 16, "num_hidden_layers": 12, "num_attention_heads": 2, "intermediate_size": 64}
+        MODEL_SIZES,
+        "base",
+        {"hidden_size": 16, "num_hidden_layers": 12, "num_attention_heads": 2, "intermediate_size": 64},
     )
 
 
@@ -97,7 +99,9 @@ def test_original_dit_files_convert(tmp_path, tiny_base):
         actual = hf_beit.BeitForMaskedImageModeling.from_pretrained(result.output).eval()(pixel_values, mask).logits
     assert _max_diff(actual, mim_logits(mim, pixel_values, 2, mask)) <= TOL
 
-    classifier = backbone | _layer_norm("fc_norm", 16) | {"head.weight": torch.randn(16, 16), "head.bias": torch.randn(16)}
+    classifier = (
+        backbone | _layer_norm("fc_norm", 16) | {"head.weight": torch.randn(16, 16), "head.bias": torch.randn(16)}
+    )
     torch.save({"model": classifier}, tmp_path / "rvlcdip_dit-b.pth")
     result = convert_checkpoint(
         tmp_path / "rvlcdip_dit-b.pth", tmp_path / "cls", model_name="rvlcdip_dit-b", progress=False, log=lambda m: None

@@ -181,7 +181,8 @@ def test_onnx_segmentation_upernet_at_a_new_fixed_resolution(segmenter, segmente
 def test_onnx_segmentation_with_dynamic_resolution(tmp_path):
     model = _model(hf_beit.BeitForSemanticSegmentation, seed=4, pool_scales=[2, 3], **SEGMENTATION, **ABSOLUTE)
     runner = OnnxRunner(export_onnx(model, tmp_path / "segmentation.onnx", image_size="dynamic"))
-    for batch, height, width in [(1, 32, 32), (2, 80, 56), (1, 40, 96)]:  # 80x56: 5x3 top level, 2 and 3 do not divide 5
+    # 80x56: 5x3 top level, 2 and 3 do not divide 5
+    for batch, height, width in [(1, 32, 32), (2, 80, 56), (1, 40, 96)]:
         pixels = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(width))
         _assert_close(runner(pixels), _eager(model, pixels, ["logits"]))
     with pytest.raises(ValueError, match="height >= 32"):
@@ -222,12 +223,12 @@ def test_fixed_batch_and_one_embedding_output(tmp_path):
     assert _input_dims(path) == [2, 3, 32, 32] and runner.output_names == ("pooler_output",)
     pixels = random_pixels(2)
     _assert_close(runner(pixels), _eager(encoder.beit, pixels, ["pooler_output"]))
-    with pytest.raises(ValueError, match="exported for batch 2.*--batch dynamic"):
+    with pytest.raises(ValueError, match=r"exported for batch 2.*--batch dynamic"):
         runner(random_pixels(3))
 
 
 def test_unusable_requests_raise_clear_errors(classifier):
-    with pytest.raises(UnsupportedExportError, match="Unknown export task 'depth'.*image-classification"):
+    with pytest.raises(UnsupportedExportError, match=r"Unknown export task 'depth'.*image-classification"):
         export_program(classifier, "depth")
     with pytest.raises(UnsupportedExportError, match="needs a BeitForSemanticSegmentation"):
         export_program(classifier, "image-segmentation")

@@ -37,7 +37,9 @@ def hub_cache(tmp_path_factory):
     hf_beit.BeitImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False).save_pretrained(snapshot)
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
     images = [Image.new("RGB", (32, 32), colours[i % 3]) for i in range(12)]
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["red", "green", "blue"])})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["red", "green", "blue"])}
+    )
     data = datasets.Dataset.from_dict({"image": images, "label": [i % 3 for i in range(12)]}, features=features)
     data_dir = _cached(cache, "dataset", "org/colours") / "data"
     data_dir.mkdir(parents=True)

@@ -104,4 +104,6 @@ def test_maps_lie_on_the_crop_the_model_saw(tmp_path):
     peaked[0, 1, 2] = 1.0  # all attention on patch (row 1, column 2)
     heat = np.asarray(AttentionMaps(peaked, maps.image, 0).overlays(alpha=1.0)[0])
     bright = np.argwhere(heat.sum(-1) == heat.sum(-1).max())
-    assert bright[:, 0].min() == 8 and bright[:, 0].max() == 15 and bright[:, 1].min() == 16 and bright[:, 1].max() == 23
+    assert (
+        bright[:, 0].min() == 8 and bright[:, 0].max() == 15 and bright[:, 1].min() == 16 and bright[:, 1].max() == 23
+    )

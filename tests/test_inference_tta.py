@@ -79,7 +79,9 @@ def test_flip_averaging_makes_the_prediction_mirror_symmetric(model, processor):
     image = _image(width=30, height=28, seed=2)
     kwargs = {"crop_size": 64, "stride": 64, "resize_scale": None}
     probs = tta_probabilities(model, processor, image, (0.8, 1.0), **kwargs)
-    mirrored = tta_probabilities(model, processor, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (0.8, 1.0), **kwargs)
+    mirrored = tta_probabilities(
+        model, processor, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (0.8, 1.0), **kwargs
+    )
     assert (mirrored - probs.flip(-1)).abs().max() <= 1e-5
     without_flip = tta_probabilities(model, processor, image, (0.8, 1.0), flip=False, **kwargs)
     assert (without_flip - probs).abs().max() > 1e-3  # the flipped views do change the result

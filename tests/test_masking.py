@@ -57,7 +57,9 @@ def numpy_reference(height, width, budget_total, min_patches, rng):
     )
 
 
-@pytest.mark.parametrize("grid,budget,min_patches", [((14, 14), 75, 16), ((8, 8), 24, 5), ((6, 10), 20, 4), ((3, 3), 4, 16)])
+@pytest.mark.parametrize(
+    "grid,budget,min_patches", [((14, 14), 75, 16), ((8, 8), 24, 5), ((6, 10), 20, 4), ((3, 3), 4, 16)]
+)
 def test_identical_to_literal_loop_for_same_random_stream(grid, budget, min_patches):
     generator = MaskingGenerator(grid, num_masking_patches=budget, min_num_patches=min_patches, seed=123)
     rng = np.random.default_rng(123)

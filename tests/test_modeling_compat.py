@@ -128,7 +128,10 @@ def test_training_gradients_match_stock(tmp_path):
     checked = 0
     for ours_param, stock_param in [
         (ours.classifier.weight, stock.classifier.weight),
-        (ours.beit.embeddings.patch_embeddings.projection.weight, stock.beit.embeddings.patch_embeddings.projection.weight),
+        (
+            ours.beit.embeddings.patch_embeddings.projection.weight,
+            stock.beit.embeddings.patch_embeddings.projection.weight,
+        ),
         (ours.beit.embeddings.cls_token, stock.beit.embeddings.cls_token),
     ]:
         torch.testing.assert_close(ours_param.grad, stock_param.grad, atol=1e-6, rtol=1e-4)

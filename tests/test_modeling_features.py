@@ -80,7 +80,9 @@ def _scipy_geometric_reference(grid: np.ndarray, src_side: int, dst_side: int) -
         cur += q ** (i + 1)
     axis = np.array([-d for d in reversed(dis)] + [0.0] + dis)
     target = np.arange(-(dst_side // 2), dst_side // 2 + 0.1, 1.0)
-    heads = [RectBivariateSpline(axis, axis, grid[:, :, h], kx=3, ky=3, s=0)(target, target) for h in range(grid.shape[2])]
+    heads = [
+        RectBivariateSpline(axis, axis, grid[:, :, h], kx=3, ky=3, s=0)(target, target) for h in range(grid.shape[2])
+    ]
     return np.stack(heads, axis=-1)
 
 
@@ -169,7 +171,9 @@ def test_problem_types_match_torch_losses_without_mutating_config():
 
 
 def test_mim_labels_masked_only_or_full_grid():
-    model = randomize_(hf_beit.BeitForMaskedImageModeling(tiny_config(use_shared_relative_position_bias=True, use_mask_token=True)))
+    model = randomize_(
+        hf_beit.BeitForMaskedImageModeling(tiny_config(use_shared_relative_position_bias=True, use_mask_token=True))
+    )
     pixels = random_pixels()
     mask = torch.zeros(2, 16, dtype=torch.bool)
     mask[0, [1, 5]] = True
@@ -196,7 +200,9 @@ def test_tuple_outputs_and_shapes():
 
 
 def test_initialisation_follows_unilm():
-    model = hf_beit.BeitForImageClassification(tiny_config(use_relative_position_bias=True, layer_scale_init_value=0.25))
+    model = hf_beit.BeitForImageClassification(
+        tiny_config(use_relative_position_bias=True, layer_scale_init_value=0.25)
+    )
     layer = model.beit.encoder.layer[2]
     assert torch.all(layer.lambda_1 == 0.25) and torch.all(layer.lambda_2 == 0.25)
     assert torch.all(layer.attention.attention.relative_position_bias.relative_position_bias_table == 0)

@@ -19,7 +19,10 @@ def _pixels_of(path, colour) -> np.ndarray:
 def test_a_falling_loss_is_drawn_falling(tmp_path):
     log = tmp_path / "training_log.jsonl"
     records = [{"step": s, "epoch": s / 10, "loss": 2.0 - 0.1 * s, "learning_rate": 1e-3} for s in range(1, 11)]
-    records += [{"step": 10, "eval_loss": 1.2, "eval_accuracy": 0.7}, {"step": 20, "eval_loss": 0.9, "eval_accuracy": 0.8}]
+    records += [
+        {"step": 10, "eval_loss": 1.2, "eval_accuracy": 0.7},
+        {"step": 20, "eval_loss": 0.9, "eval_accuracy": 0.8},
+    ]
     log.write_text("\n".join(json.dumps(r) for r in records) + "\n{torn last line")
     written = write_curves(log, tmp_path)
     assert [p.name for p in written] == ["loss.png", "metrics.png"]

@@ -41,7 +41,9 @@ def test_figure_shows_the_model_view_and_bars_as_long_as_the_scores():
     assert np.abs(figure[:160, :160].astype(int) - view).max() <= 1
     lengths = _bars(figure[:, 168:])
     assert len(lengths) == 3 and lengths[0] > lengths[1] > lengths[2] > 0
-    assert lengths[0] / lengths[1] == pytest.approx(2, abs=0.05) and lengths[0] / lengths[2] == pytest.approx(6, rel=0.1)
+    assert (
+        lengths[0] / lengths[1] == pytest.approx(2, abs=0.05) and lengths[0] / lengths[2] == pytest.approx(6, rel=0.1)
+    )
     # the names are written at the left of the chart, in black, on each bar's row
     assert (figure[:, 168:168 + 20].min(-1) < 80).sum() > 30
 

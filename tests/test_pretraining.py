@@ -46,7 +46,10 @@ def test_collator_outputs_match_independent_views_tokens_and_masks():
     assert batch["labels"].shape == (3, 16) and batch["labels"].dtype == torch.long
 
     expected_pixels = torch.stack(
-        [TF.normalize(TF.to_tensor(im.resize((32, 32), Image.Resampling.BICUBIC)), [0.5] * 3, [0.5] * 3) for im in images]
+        [
+            TF.normalize(TF.to_tensor(im.resize((32, 32), Image.Resampling.BICUBIC)), [0.5] * 3, [0.5] * 3)
+            for im in images
+        ]
     )
     torch.testing.assert_close(batch["pixel_values"], expected_pixels)
     tokenizer_views = torch.stack([TF.to_tensor(im.resize((16, 16), Image.Resampling.LANCZOS)) for im in images])
@@ -82,7 +85,9 @@ def test_collator_rejects_mismatched_grid_and_bad_images():
 
 def test_dataloader_workers_draw_different_masks():
     transform = TwoViewTransform(32, 16, color_jitter=0.0)
-    collator = DataCollatorForBeitPretraining(_tokenizer(), MaskingGenerator(4, 6, min_num_patches=2, seed=0), transform)
+    collator = DataCollatorForBeitPretraining(
+        _tokenizer(), MaskingGenerator(4, 6, min_num_patches=2, seed=0), transform
+    )
     loader = DataLoader(_random_images(2), batch_size=1, num_workers=2, collate_fn=collator)
     first, second = (batch["bool_masked_pos"] for batch in loader)
     assert not torch.equal(first, second)

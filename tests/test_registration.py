@@ -21,7 +21,9 @@ def _photo() -> Image.Image:
 
 def test_pipeline_image_classification_matches_direct_call():
     labels = {0: "cat", 1: "dog", 2: "bird"}
-    model = randomize_(hf_beit.BeitForImageClassification(tiny_config(use_relative_position_bias=True, id2label=labels)))
+    model = randomize_(
+        hf_beit.BeitForImageClassification(tiny_config(use_relative_position_bias=True, id2label=labels))
+    )
     processor = hf_beit.BeitImageProcessor(size={"height": 32, "width": 32})
     classify = transformers.pipeline("image-classification", model=model.eval(), image_processor=processor)
     photo = _photo()

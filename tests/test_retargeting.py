@@ -97,7 +97,8 @@ def test_shared_table_copies_are_independent(tmp_path):
     from hf_beit.retargeting import LAYER_TABLE_KEY, SHARED_TABLE_KEY, retarget_config, retarget_state_dict
 
     mim = randomize_(hf_beit.BeitForMaskedImageModeling(
-        tiny_config(use_shared_relative_position_bias=True, use_mask_token=True, architectures=["BeitForMaskedImageModeling"])
+        tiny_config(use_shared_relative_position_bias=True, use_mask_token=True,
+                    architectures=["BeitForMaskedImageModeling"])
     ))  # fmt: skip
     target = retarget_config(mim.config, "classification", id2label=LABELS)
     weights = retarget_state_dict(mim.state_dict(), mim.config, target).state_dict

@@ -46,7 +46,9 @@ def test_silent_and_partial_header_connections_are_closed():
 def test_a_body_sent_a_byte_at_a_time_gets_408_and_the_connection_is_closed():
     with _server() as url:
         sock = raw_connection(url)
-        sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+        sock.sendall(
+            b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
         start = time.monotonic()
         answer = b""
         sock.settimeout(0.2)

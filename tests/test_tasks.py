@@ -18,7 +18,7 @@ def test_every_task_names_a_real_class_and_pipeline_names_resolve():
         assert get_task(task.name) is task
         if task.pipeline:
             assert get_task(task.pipeline) is task
-    with pytest.raises(ValueError, match="Unknown task 'detection'; hf_beit knows: .*classification"):
+    with pytest.raises(ValueError, match=r"Unknown task 'detection'; hf_beit knows: .*classification"):
         get_task("detection")
 
 
@@ -39,7 +39,11 @@ def repos(tmp_path):
     processor = hf_beit.BeitImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False)
     made = {}
     for name, cls, overrides in (
-        ("mim", hf_beit.BeitForMaskedImageModeling, {"use_shared_relative_position_bias": True, "use_mask_token": True}),
+        (
+            "mim",
+            hf_beit.BeitForMaskedImageModeling,
+            {"use_shared_relative_position_bias": True, "use_mask_token": True},
+        ),
         ("classification", hf_beit.BeitForImageClassification, {"use_relative_position_bias": True}),
     ):
         model = randomize_(cls(tiny_config(**overrides)))

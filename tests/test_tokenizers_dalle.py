@@ -106,11 +106,11 @@ def test_save_pretrained_round_trip(tmp_path):
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
     encoder = DalleEncoder(n_hid=16, n_blk_per_group=1, vocab_size=64, image_size=16)
-    with pytest.raises(ValueError, match="channels|shape"):
+    with pytest.raises(ValueError, match=r"channels|shape"):
         encoder.get_codebook_indices(torch.rand(1, 1, 16, 16))
     with pytest.raises(ValueError, match="multiple"):
         encoder.get_codebook_indices(torch.rand(1, 3, 12, 12))
-    with pytest.raises(ValueError, match="Not a dall_e.Encoder"):
+    with pytest.raises(ValueError, match=r"Not a dall_e\.Encoder"):
         DalleEncoder.from_dall_e_state_dict({"blocks.input.conv.w": torch.zeros(1)})
     with pytest.raises(FileNotFoundError):
         load_dalle_encoder(tmp_path / "missing.pkl")

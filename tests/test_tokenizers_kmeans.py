@@ -50,7 +50,9 @@ def test_fit_quality_close_to_sklearn_kmeans():
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(200, 1, 8, 8, generator=generator) ** 3  # skewed, unclustered data
     points = extract_patches(images, 2).reshape(-1, 4)
-    tokenizer = KMeansPatchTokenizer.fit(images, vocab_size=16, patch_size=2, steps=150, batch_size=1024, progress=False)
+    tokenizer = KMeansPatchTokenizer.fit(
+        images, vocab_size=16, patch_size=2, steps=150, batch_size=1024, progress=False
+    )
     ours = ((points - tokenizer.codebook[tokenizer.get_codebook_indices(images).flatten()]) ** 2).sum().item()
     reference = KMeans(n_clusters=16, n_init=3, random_state=0).fit(points.numpy().astype(np.float64)).inertia_
     assert ours < 1.1 * reference

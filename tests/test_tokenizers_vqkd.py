@@ -32,7 +32,8 @@ def make_vqkd_checkpoint(seed: int = 0) -> dict:
     sd = {f"encoder.{k}": v for k, v in encoder_sd.items()} | {f"decoder.{k}": v for k, v in decoder_sd.items()}
     sd |= {
         "encode_task_layer.0.weight": torch.randn(DIM, DIM) * 0.2, "encode_task_layer.0.bias": torch.randn(DIM) * 0.1,
-        "encode_task_layer.2.weight": torch.randn(CODE_DIM, DIM), "encode_task_layer.2.bias": torch.randn(CODE_DIM) * 0.1,
+        "encode_task_layer.2.weight": torch.randn(CODE_DIM, DIM),
+        "encode_task_layer.2.bias": torch.randn(CODE_DIM) * 0.1,
         "decode_task_layer.0.weight": torch.randn(DIM, DIM), "decode_task_layer.2.weight": torch.randn(512, DIM),
         "quantize.embedding.weight": codebook, "quantize.embedding.embed_avg": codebook.clone(),
         "quantize.embedding.cluster_size": torch.rand(CODES), "quantize.embedding.initted": torch.tensor([1.0]),
@@ -65,7 +66,9 @@ def released_file(tmp_path):
 def test_released_layout_encodes_like_the_reference(released_file):
     path, sd = released_file
     tokenizer = load_vqkd_tokenizer(path, num_attention_heads=HEADS)
-    assert (tokenizer.vocab_size, tokenizer.image_size, tokenizer.downsample, tokenizer.token_grid) == (64, 32, 8, (4, 4))
+    assert (tokenizer.vocab_size, tokenizer.image_size, tokenizer.downsample, tokenizer.token_grid) == (
+        64, 32, 8, (4, 4)
+    )
     images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     features, expected = reference_codes(sd, images)
     actual = tokenizer.get_codebook_indices(tokenizer.preprocess(images))
@@ -124,7 +127,7 @@ def test_pretrain_command_takes_a_vqkd_tokenizer(released_file, tmp_path, capsys
     path, _ = released_file
     load_vqkd_tokenizer(path, num_attention_heads=HEADS).save_pretrained(tmp_path / "vqkd")
     argv = ["pretrain", "--dataset", "digits", "--output-dir", str(tmp_path / "out"), "--max-steps", "1",
-            "--tokenizer", "vqkd", "--tokenizer-path", str(tmp_path / "vqkd"), "--image-size", "32", "--patch-size", "8",
-            "--hidden-size", "32", "--num-hidden-layers", "1", "--num-attention-heads", "2", "--intermediate-size",
-            "64", "--batch-size", "4", "--warmup-steps", "1", "--logging-steps", "1"]
+            "--tokenizer", "vqkd", "--tokenizer-path", str(tmp_path / "vqkd"), "--image-size", "32",
+            "--patch-size", "8", "--hidden-size", "32", "--num-hidden-layers", "1", "--num-attention-heads", "2",
+            "--intermediate-size", "64", "--batch-size", "4", "--warmup-steps", "1", "--logging-steps", "1"]
     assert main(argv) == 0 and "Pre-trained 1 steps" in capsys.readouterr().out

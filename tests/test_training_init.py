@@ -107,7 +107,7 @@ def test_new_image_size_resizes_tables(mim_dir):
 
 
 def test_errors_and_out_indices(tmp_path):
-    with pytest.raises(InitCheckpointError, match="No model.safetensors"):
+    with pytest.raises(InitCheckpointError, match=r"No model\.safetensors"):
         (tmp_path / "empty").mkdir()
         hf_beit.BeitConfig(**SMALL).save_pretrained(tmp_path / "empty")
         build_model("classification", hf_beit.BeitConfig(**SMALL), tmp_path / "empty")

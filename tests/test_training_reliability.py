@@ -76,7 +76,7 @@ def test_damaged_checkpoints_are_told_apart_from_valid_ones(tmp_path, caplog):
     assert checkpoint_problem(tmp_path / "checkpoint-40") == "model.safetensors has a corrupt header"
     assert latest_checkpoint(tmp_path).endswith("checkpoint-10")
     assert caplog.text.count("Ignoring checkpoint") == 3
-    with pytest.raises(FileNotFoundError, match="optimizer.pt is truncated or corrupt"):
+    with pytest.raises(FileNotFoundError, match=r"optimizer\.pt is truncated or corrupt"):
         resume_path(str(tmp_path / "checkpoint-30"), tmp_path)
 
 

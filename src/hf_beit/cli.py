@@ -45,7 +45,11 @@ class _SubParsers(argparse._SubParsersAction):
     """Sub-commands get :class:`HelpFormatter` unless they choose another."""
 
     def add_parser(self, name, **kwargs):
-        if kwargs.get("formatter_class") in (None, argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        if kwargs.get("formatter_class") in (
+            None,
+            argparse.RawDescriptionHelpFormatter,
+            argparse.ArgumentDefaultsHelpFormatter,
+        ):
             kwargs["formatter_class"] = HelpFormatter
         parser = super().add_parser(name, **kwargs)
         parser.register("action", "parsers", _SubParsers)  # nested sub-commands (train classification) too

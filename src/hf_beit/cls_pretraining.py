@@ -35,7 +35,8 @@ class BeitClsPretrainingHead(nn.Module):
         super().__init__()
         if not 0 < early_layers <= config.num_hidden_layers:
             raise ValueError(
-                f"early_layers must be between 1 and num_hidden_layers ({config.num_hidden_layers}), got {early_layers}."
+                f"early_layers must be between 1 and num_hidden_layers ({config.num_hidden_layers}), "
+                f"got {early_layers}."
             )
         self.early_layers = early_layers
         self.layer = nn.ModuleList(

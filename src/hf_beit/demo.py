@@ -14,10 +14,18 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="Fine-tune a tiny BEiT on scikit-learn's digits and classify with it.")
-    parser.add_argument("--output", default=None, help="Output directory (default: a new temporary directory; an earlier demo run there is replaced).")
-    parser.add_argument("--epochs", type=float, default=15.0, help="Training epochs (15 reach ~89%% validation accuracy).")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="Output directory (default: a new temporary directory; an earlier demo run there is replaced).",
+    )
+    parser.add_argument(
+        "--epochs", type=float, default=15.0, help="Training epochs (15 reach ~89%% validation accuracy)."
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars (data checks, training, model saving and loading)")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars (data checks, training, model saving and loading)"
+    )
     parser.set_defaults(func=run_demo)
 
 
@@ -52,7 +60,9 @@ def _demo(args: argparse.Namespace) -> int:
         head_init_scale=1.0,
         drop_path=0.0,
         # digits must not be flipped or colour-jittered: mild crops only (benchmarks/bench_train_digits.py recipe)
-        augment=AugmentConfig(crop_scale=(0.7, 1.0), hflip=0.0, rand_augment=None, color_jitter=0.0, random_erasing=0.0),
+        augment=AugmentConfig(
+            crop_scale=(0.7, 1.0), hflip=0.0, rand_augment=None, color_jitter=0.0, random_erasing=0.0
+        ),
         disable_tqdm=args.quiet,
         overwrite=True,  # re-running the demo into its folder replaces the earlier demo run
     )

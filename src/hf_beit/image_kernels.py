@@ -5,10 +5,10 @@ resize (AVX2 kernels working on channels-last data) runs without a layout change
 copied once (uint8 -> float32, to contiguous) into a preallocated batch and rescaled + normalised in place, in
 cache-sized blocks of rows.
 
-Everything here is torch/torchvision only (the output geometry is :mod:`hf_beit.resize_geometry`): the PIL-resample -> torchvision
-interpolation mapping and the RGB conversion of arrays are written here rather than taken from transformers'
-processing backends, so the processor computes the same thing on every transformers version. The tests check each
-against transformers' own processor."""
+Everything here is torch/torchvision only (the output geometry is :mod:`hf_beit.resize_geometry`): the PIL-resample
+-> torchvision interpolation mapping and the RGB conversion of arrays are written here rather than taken from
+transformers' processing backends, so the processor computes the same thing on every transformers version. The tests
+check each against transformers' own processor."""
 
 from __future__ import annotations
 

@@ -57,7 +57,14 @@ from .image_processing_inputs import flatten_images, flatten_label_maps, image_t
 from .resize_geometry import mmcv_output_size, output_size
 from .segmentation_labels import reduce_labels
 
-__all__ = ["NORMALIZATIONS", "PRESETS", "PRESET_KINDS", "BeitImageProcessor", "BeitImageProcessorKwargs", "preset_settings"]
+__all__ = [
+    "NORMALIZATIONS",
+    "PRESETS",
+    "PRESET_KINDS",
+    "BeitImageProcessor",
+    "BeitImageProcessorKwargs",
+    "preset_settings",
+]
 
 logger = logging.get_logger(__name__)
 

@@ -83,7 +83,9 @@ class BeitEmbeddings(nn.Module):
             if self.mask_token is None:
                 raise ValueError("bool_masked_pos was given but the model has no mask token (use_mask_token=False).")
             if bool_masked_pos.shape != x.shape[:2]:
-                raise ValueError(f"bool_masked_pos must have shape {tuple(x.shape[:2])}, got {tuple(bool_masked_pos.shape)}.")
+                raise ValueError(
+                    f"bool_masked_pos must have shape {tuple(x.shape[:2])}, got {tuple(bool_masked_pos.shape)}."
+                )
             w = bool_masked_pos.unsqueeze(-1).to(x.dtype)
             x = x * (1.0 - w) + self.mask_token.to(x.dtype) * w
         x = torch.cat([self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)

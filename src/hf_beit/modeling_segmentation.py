@@ -138,7 +138,9 @@ class BeitForSemanticSegmentation(BeitFeaturePyramidMixin, BeitPreTrainedModel):
         hidden_states = None
         if keep is not None:
             hidden_states = tuple(h if i in keep else None for i, h in enumerate(outputs.hidden_states))
-        output = SemanticSegmenterOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=outputs.attentions)
+        output = SemanticSegmenterOutput(
+            loss=loss, logits=logits, hidden_states=hidden_states, attentions=outputs.attentions
+        )
         return as_requested(self.config, output, return_dict)
 
 

@@ -44,7 +44,10 @@ def line_chart(
     left, right, top, bottom = _MARGIN + 16, width - 16, 28, height - _MARGIN
 
     def to_pixel(x: float, y: float) -> tuple[float, float]:
-        return (left + (x - x_min) / (x_max - x_min) * (right - left), bottom - (y - y_min) / (y_max - y_min) * (bottom - top))
+        return (
+            left + (x - x_min) / (x_max - x_min) * (right - left),
+            bottom - (y - y_min) / (y_max - y_min) * (bottom - top),
+        )
 
     draw.rectangle((left, top, right, bottom), outline="black")
     draw.text((left, 6), title, fill="black", font=font)

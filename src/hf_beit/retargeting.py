@@ -99,7 +99,8 @@ def retarget_config(
 
 
 def segmentation_out_indices(out_indices: list[int] | None, depth: int) -> list[int]:
-    """``out_indices`` if they are 4 valid 0-based blocks of a ``depth``-block model, else :func:`default_out_indices`."""
+    """``out_indices`` if they are 4 valid 0-based blocks of a ``depth``-block model, else
+    :func:`default_out_indices`."""
     if out_indices is not None and len(out_indices) == 4 and all(0 <= index < depth for index in out_indices):
         return list(out_indices)
     return default_out_indices(depth)
@@ -129,7 +130,11 @@ def retarget_state_dict(
     target_task = _task_named_in(target)
     weights = {key: value for key, value in state_dict.items() if "relative_position_index" not in key}
     notes: list[str] = []
-    if SHARED_TABLE_KEY in weights and target.use_relative_position_bias and not target.use_shared_relative_position_bias:
+    if (
+        SHARED_TABLE_KEY in weights
+        and target.use_relative_position_bias
+        and not target.use_shared_relative_position_bias
+    ):
         shared = weights.pop(SHARED_TABLE_KEY)
         for layer in range(target.num_hidden_layers):
             weights[LAYER_TABLE_KEY.format(layer)] = shared.clone()

@@ -58,7 +58,8 @@ _ALIASES = {task.pipeline: task.name for task in TASKS.values() if task.pipeline
 
 
 def get_task(name: str) -> Task:
-    """The task called ``name`` (ours, e.g. ``"classification"``, or a pipeline name like ``"image-classification"``)."""
+    """The task called ``name`` (ours, e.g. ``"classification"``, or a pipeline name like
+    ``"image-classification"``)."""
     task = TASKS.get(_ALIASES.get(name, name))
     if task is None:
         choices = ", ".join(sorted(TASKS) + sorted(alias for alias in _ALIASES if alias not in TASKS))

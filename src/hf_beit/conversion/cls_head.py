@@ -59,7 +59,8 @@ def kept_head_note(early_layers: int) -> str:
 
 
 def dropped_head_note(count: int) -> str:
-    return f"Dropped the CLS-pretraining head of BEiT v2 ({count} tensors, `cls_pt_*`): not needed outside pre-training."
+    return (f"Dropped the CLS-pretraining head of BEiT v2 ({count} tensors, `cls_pt_*`): "
+            "not needed outside pre-training.")
 
 
 @dataclass

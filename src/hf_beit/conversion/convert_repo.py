@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
+from ..stock_taps import stock_taps_phrase
 from .convert import ConversionResult
 from .errors import ConversionError
 from .model_card import render_model_card
 from .model_stats import compute_model_stats
 from .push import push_to_hub as upload_folder
 from .registry import ReleasedCheckpoint, get_released_checkpoint
-from ..stock_taps import stock_taps_phrase
 from .transformers_repo import (
     TransformersRepo,
     beit_config,
@@ -56,7 +56,8 @@ def compare_with_transformers(repo: TransformersRepo, model, seed: int = 0) -> f
     pixel_values = torch.randn(2, config.num_channels, *size, generator=generator)
     kwargs = {}
     if repo.task == "mim":
-        kwargs["bool_masked_pos"] = torch.rand(2, config.window_size[0] * config.window_size[1], generator=generator) < 0.4
+        patches = config.window_size[0] * config.window_size[1]
+        kwargs["bool_masked_pos"] = torch.rand(2, patches, generator=generator) < 0.4
     ours, theirs = model(pixel_values=pixel_values, **kwargs), reference(pixel_values=pixel_values, **kwargs)
     fields = ("logits",) if hasattr(theirs, "logits") else ("last_hidden_state", "pooler_output")
     return max(

@@ -7,13 +7,13 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..image_processing_beit import BeitImageProcessor
+from ..stock_taps import stock_taps_note
 from .card_labels import label_text
 from .card_usage import usage_blocks
 from .example_image import EXAMPLE_CREDIT, example_image_path
 from .families import BEIT, CheckpointFamily
 from .model_stats import ModelStats
 from .registry import ReleasedCheckpoint
-from ..stock_taps import stock_taps_note
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
 _PIPELINE_TAGS = {
@@ -250,7 +250,8 @@ def render_model_card(
     labels = label_text(task, config, label_set, family)
     size = _size_name(config.hidden_size)
     if entry is None:
-        what = "a repo written by transformers" if original_format == "transformers" else "an original (unilm-format) checkpoint"
+        what = ("a repo written by transformers" if original_format == "transformers"
+                else "an original (unilm-format) checkpoint")
         summary = f"A {family.title} model converted from {what}."
         if not head_trained:
             summary += " " + _untrained_head(task)

@@ -47,7 +47,8 @@ class ReleasedCheckpoint:
         return self.download_url or self.family.download_url.format(self.name)
 
     def base_model(self, repo_id: str | None = None) -> str | None:
-        """The repo id of the parent entry, in the namespace of ``repo_id`` (this entry's repo id), for ``base_model``."""
+        """The repo id of the parent entry, in the namespace of ``repo_id`` (this entry's repo id), for
+        ``base_model``."""
         if self.parent is None:
             return None
         from .registry import RELEASED_CHECKPOINTS

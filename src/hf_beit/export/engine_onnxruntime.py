@@ -60,5 +60,7 @@ def quantize_dynamic_int8(path: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     target = path.with_name(path.stem + ".int8.onnx")
-    quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(
+        str(path), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+    )
     return target

@@ -57,7 +57,9 @@ class EngineModel:
         """Run the engine; only ``return_dict`` among the model's keyword arguments is accepted."""
         unsupported = sorted(key for key, value in kwargs.items() if key != "return_dict" and value)
         if unsupported:
-            raise ValueError(f"An engine-compiled model computes {self.output_names} only; {unsupported} are not available.")
+            raise ValueError(
+                f"An engine-compiled model computes {self.output_names} only; {unsupported} are not available."
+            )
         outputs = dict(zip(self.output_names, self.run(pixel_values)))
         result = _OUTPUT_TYPES[self.task](**{name: torch.from_numpy(value) for name, value in outputs.items()})
         return result if kwargs.get("return_dict", True) else result.to_tuple()

@@ -33,7 +33,9 @@ def check_local_repo(path: str | os.PathLike) -> Path:
     holds a ``config.json``; a clear error otherwise."""
     repo = resolve_model_dir(path)
     if not (repo / "config.json").is_file():
-        raise FileNotFoundError(f"{str(repo)!r} has no config.json; is it a model repository written by save_pretrained?")
+        raise FileNotFoundError(
+            f"{str(repo)!r} has no config.json; is it a model repository written by save_pretrained?"
+        )
     return repo
 
 

@@ -42,6 +42,8 @@ def with_legend(overlay: Image.Image, class_ids: torch.Tensor | np.ndarray, labe
     draw.text((left, 6), LEGEND_TITLE, fill="black", font=font)
     for row, ((class_id, _), text) in enumerate(zip(entries, texts)):
         top = _TOP + row * _ROW
-        draw.rectangle((left, top, left + _SWATCH - 1, top + _SWATCH - 1), fill=tuple(int(v) for v in colours[class_id]))
+        draw.rectangle(
+            (left, top, left + _SWATCH - 1, top + _SWATCH - 1), fill=tuple(int(v) for v in colours[class_id])
+        )
         draw.text((left + _SWATCH + 6, top), text, fill="black", font=font)
     return figure

@@ -57,7 +57,9 @@ def sliding_window_logits(
         float32 logits ``(B, num_labels, H, W)``.
     """
     if pixel_values.ndim != 4:
-        raise ValueError(f"pixel_values must be (batch, channels, height, width); got shape {tuple(pixel_values.shape)}.")
+        raise ValueError(
+            f"pixel_values must be (batch, channels, height, width); got shape {tuple(pixel_values.shape)}."
+        )
     crop_h, crop_w = to_pair(crop_size, "crop_size")
     stride_h, stride_w = to_pair(stride, "stride")
     if stride_h > crop_h or stride_w > crop_w:

@@ -11,7 +11,10 @@ _EXPORTS = by_module({
     "collator": ("IGNORE_INDEX", "DataCollatorForBeitPretraining", "TwoViewTransform"),
     "data": ("ImageFolderDataset", "load_digits_images"),
     "recipe": ("PretrainingOptions", "fit_kmeans_tokenizer", "run_pretraining"),
-    "trainer": ("PRETRAINING_DEFAULTS", "BeitPretrainingTrainer", "build_mask_generator", "build_pretraining_config", "pretraining_arguments", "save_pretrained_mim"),
+    "trainer": (
+        "PRETRAINING_DEFAULTS", "BeitPretrainingTrainer", "build_mask_generator", "build_pretraining_config",
+        "pretraining_arguments", "save_pretrained_mim",
+    ),
 })
 
 __all__ = list(_EXPORTS)

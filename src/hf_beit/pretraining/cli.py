@@ -148,5 +148,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     except (FileExistsError, FileNotFoundError, ImportError, ValueError) as error:
         raise SystemExit(f"hf-beit pretrain: {error}") from error
     last = summary["losses"][-1] if summary["losses"] else float("nan")
-    print(f"Pre-trained {summary['global_step']} steps (last logged loss {last:.4f}); model written to {args.output_dir}")
+    print(
+        f"Pre-trained {summary['global_step']} steps (last logged loss {last:.4f}); model written to {args.output_dir}"
+    )
     return 0

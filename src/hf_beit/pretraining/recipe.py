@@ -109,11 +109,15 @@ def run_pretraining(
         raise FileExistsError(f"Output folder {str(output_dir)!r} is not empty; pass --overwrite to replace it.")
     if len(dataset) == 0:
         raise ValueError("The pre-training dataset is empty.")
-    config = build_pretraining_config(tokenizer.vocab_size if tokenizer else 2, options.preset, **options.model_overrides)
+    config = build_pretraining_config(
+        tokenizer.vocab_size if tokenizer else 2, options.preset, **options.model_overrides
+    )
     grid = config.window_size
     if grid[0] != grid[1]:
         raise ValueError(f"Pre-training needs a square patch grid, got {grid}.")
-    downsample = tokenizer.downsample if tokenizer else options.kmeans_patch_size or max(1, config.patch_size_2d[0] // 2)
+    downsample = (
+        tokenizer.downsample if tokenizer else options.kmeans_patch_size or max(1, config.patch_size_2d[0] // 2)
+    )
     transform = TwoViewTransform(
         image_size=config.image_size_2d[0], tokenizer_image_size=options.tokenizer_image_size or grid[0] * downsample,
         scale=(options.crop_min_scale, 1.0), hflip_prob=0.5 if options.hflip else 0.0,

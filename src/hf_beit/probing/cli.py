@@ -43,7 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "features (unilm's run_linear_eval.py recipe) and report each block's accuracy. Several models are "
         "compared in one plot (e.g. a pre-trained model and a random-init one).",
     )
-    parser.add_argument("models", nargs="+", metavar="MODEL", help="local hf_beit repos (any task: the encoder is used)")
+    parser.add_argument(
+        "models", nargs="+", metavar="MODEL", help="local hf_beit repos (any task: the encoder is used)"
+    )
     parser.add_argument("data", help='"digits", a folder of class sub-folders per split, or a save_to_disk dataset')
     parser.add_argument("--output", required=True, help="folder for probe_results.json and probe_accuracy.png")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")

@@ -106,7 +106,9 @@ class KMeansPatchTokenizer(VisualTokenizer):
         if height != width:
             raise ValueError(f"Tokenizer views must be square, got {height}x{width}.")
         tokenizer = cls(vocab_size, patch_size, height, channels)
-        points = torch.cat([extract_patches(batch, patch_size).reshape(-1, channels * patch_size**2) for batch in batches])
+        points = torch.cat(
+            [extract_patches(batch, patch_size).reshape(-1, channels * patch_size**2) for batch in batches]
+        )
         if len(points) < vocab_size:
             raise ValueError(
                 f"Only {len(points)} patches for {vocab_size} codebook entries: use more images or a smaller vocab."

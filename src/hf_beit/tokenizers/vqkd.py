@@ -169,8 +169,5 @@ def load_vqkd_tokenizer(path: str | os.PathLike, num_attention_heads: int = 12) 
             return VQKDTokenizer.from_pretrained(path)
     if not path.is_file():
         raise FileNotFoundError(f"VQ-KD tokenizer weights not found at {path}.")
-    if path.suffix == ".safetensors":
-        state_dict = load_file(str(path))
-    else:
-        state_dict = load_original_checkpoint(path).state_dict
+    state_dict = load_file(str(path)) if path.suffix == ".safetensors" else load_original_checkpoint(path).state_dict
     return VQKDTokenizer.from_vqkd_state_dict(state_dict, num_attention_heads=num_attention_heads)

@@ -78,7 +78,8 @@ def as_mask(label_map) -> tv_tensors.Mask:
 
 
 def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
-    """One-hot targets with label smoothing: ``1 - smoothing + smoothing / C`` on the label, ``smoothing / C`` off it."""
+    """One-hot targets with label smoothing: ``1 - smoothing + smoothing / C`` on the label,
+    ``smoothing / C`` off it."""
     off = smoothing / num_classes
     targets = torch.full((labels.shape[0], num_classes), off, device=labels.device)
     return targets.scatter_(1, labels.long().view(-1, 1), 1.0 - smoothing + off)

@@ -44,7 +44,9 @@ def read_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
     legacy = model_dir / "pytorch_model.bin"
     if legacy.is_file():
         return torch.load(legacy, map_location="cpu", weights_only=True)
-    raise InitCheckpointError(f"No model.safetensors or pytorch_model.bin in {model_dir}; pass a saved model directory.")
+    raise InitCheckpointError(
+        f"No model.safetensors or pytorch_model.bin in {model_dir}; pass a saved model directory."
+    )
 
 
 def finetune_config(checkpoint_dir: str | Path, task: str, id2label: dict[int, str], **overrides) -> BeitConfig:

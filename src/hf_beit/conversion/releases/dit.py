@@ -13,7 +13,10 @@ _DETECTION_NOTE = (
     "`BeitBackbone.from_pretrained(repo, out_indices={}, add_fpn=True)`."
 )
 _TAPS = {"base": [3, 5, 7, 11], "large": [7, 11, 15, 23]}
-_STEMS = {"base": ("dit-base-224-p16-500k-62d53a", "rvlcdip_dit-b"), "large": ("dit-large-224-p16-500k-d7a2fb", "rvlcdip_dit-l")}
+_STEMS = {
+    "base": ("dit-base-224-p16-500k-62d53a", "rvlcdip_dit-b"),
+    "large": ("dit-large-224-p16-500k-d7a2fb", "rvlcdip_dit-l"),
+}
 _RVL_CDIP = {"base": 92.11, "large": 92.69}
 
 
