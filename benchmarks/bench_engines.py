@@ -170,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     total = count + rounds8 + rounds1 + (0 if args.no_training else steps)
     with tempfile.TemporaryDirectory(prefix="bench_engines_") as folder, \
             tqdm(total=total, desc="bench_engines", unit="step") as progress:
+        # Training first: stock transformers caches its relative-position index process-wide, and an index made
+        # under the forward contenders' inference_mode cannot be saved for backward later.
+        training = [] if args.no_training else training_results(source, views, steps, args.quick, progress)
         contenders = build_contenders(source, args.quick, calibration, Path(folder), progress)
         peak.probe()
         results = forward_results(contenders, views, 8, rounds8, reference, peak, progress)
         results += forward_results(contenders, views, 1, rounds1, reference, peak, progress)
         del contenders
-        training = [] if args.no_training else training_results(source, views, steps, args.quick, progress)
     environment = _environment(args, started, load_before)
     _save_raw(args.output, results, training, peak, environment)
     report = render(results, training, peak, source.config, environment)
