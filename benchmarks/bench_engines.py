@@ -17,6 +17,7 @@ Usage: ``python benchmarks/bench_engines.py [--quick] [--threads 2] [--no-traini
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -106,7 +107,8 @@ def training_results(source, views, steps: int, quick: bool, progress) -> list[R
     labels = torch.arange(8) * 97 % source.config.num_labels
     pixels = views[:8]
     hf_call, timm_call = (lambda m, p: m(pixel_values=p).logits), (lambda m, p: m(p))
-    fresh = {"hf_beit": lambda: hf_beit_variant(source), "transformers sdpa": lambda: to_transformers(source, "sdpa"),
+    # the steps update their model's weights: hf_beit trains a copy (hf_beit_variant would share source's tensors)
+    fresh = {"hf_beit": lambda: copy.deepcopy(source), "transformers sdpa": lambda: to_transformers(source, "sdpa"),
              "timm": lambda: to_timm(source)}
     calls = {"hf_beit": hf_call, "transformers sdpa": hf_call, "timm": timm_call}
     steppers = [TrainingStep(name, fresh[name](), calls[name], precision, ours=name == "hf_beit")
