@@ -79,7 +79,8 @@ def test_stats_match_hand_count(image):
 def test_release_cards(name):
     entry = RELEASED_CHECKPOINTS[name]
     card = ModelCard(str(render_release_card(entry)))
-    assert card.data.license == "mit" and card.data.library_name == "transformers"
+    assert card.data.license == "mit"
+    assert card.data.library_name == ("hf_beit" if entry.task == "segmentation" else "transformers")
     assert (
         card.data.pipeline_tag
         == {

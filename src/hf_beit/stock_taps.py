@@ -28,3 +28,9 @@ def stock_taps_note(taps: Sequence[int]) -> str:
 def stock_taps_phrase() -> str:
     """The short form for a conversion note about ``out_indices``."""
     return f"transformers taps {_EARLIER} for the same numbers"
+
+
+def card_library(task: str) -> str:
+    """The ``library_name`` of a card: ``hf_beit`` for segmentation repos (stock transformers refuses their
+    config.json, see :func:`stock_taps_note`), ``transformers`` for the others, which stock loads unchanged."""
+    return "hf_beit" if task == "segmentation" else "transformers"

@@ -7,7 +7,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..image_processing_beit import BeitImageProcessor
-from ..stock_taps import stock_taps_note
+from ..stock_taps import card_library, stock_taps_note
 from .card_labels import label_text
 from .card_usage import usage_blocks
 from .example_image import EXAMPLE_CREDIT, example_image_path
@@ -73,7 +73,7 @@ def _card_data(
     extra = {"license_name": licence.name, "license_link": licence.link} if known and licence.name else {}
     return ModelCardData(
         license=licence.spdx if known else "other",
-        library_name="transformers",
+        library_name=card_library(task),
         pipeline_tag=pipeline_tag,
         tags=tags,
         base_model=base_model,

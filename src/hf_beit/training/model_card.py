@@ -13,7 +13,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from ..conversion.card_usage import usage_blocks, usage_markdown
 from ..conversion.example_image import EXAMPLE_CREDIT, write_example_image
 from ..hub import is_hub_id
-from ..stock_taps import stock_taps_note
+from ..stock_taps import card_library, stock_taps_note
 from ..tasks import get_task
 
 _RECIPE_KEYS = ("epochs", "max_steps", "batch_size", "learning_rate", "layer_decay", "weight_decay", "warmup",
@@ -34,7 +34,7 @@ def finetuned_card(
     data = ModelCardData(
         base_model=base if base and is_hub_id(base) else None,
         datasets=[dataset] if is_hub_id(dataset) else None,
-        library_name="transformers" if task == "classification" else "hf_beit",
+        library_name=card_library(task),
         pipeline_tag=task_info.pipeline,
         tags=["vision", "beit", "hf_beit", task_info.pipeline],
         model_name=repo_id,
