@@ -43,7 +43,12 @@ def prepare_run_directory(output_dir: str | os.PathLike, overwrite: bool = False
             f"--output-dir {path} is not empty ({shown}). Pass --resume to continue the run it holds, or "
             "--overwrite to start a new run there (its previous run outputs are removed), or choose another directory."
         )
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun the first process clears (before any process can write: they meet in the Trainer)
     for name in entries:
         if _is_run_output(name):
             target = path / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
