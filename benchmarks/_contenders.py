@@ -10,6 +10,7 @@ from them is what it knows about its own graph.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 import warnings
 from collections.abc import Callable
@@ -131,9 +132,11 @@ def onnxruntime_peer(model: nn.Module, name: str, precision: str, fusions: bool,
         import onnxruntime as ort
 
         path = folder / f"{name.replace(' ', '_')}_{precision}_{int(fusions)}.onnx"
+        # a copy: the TorchScript exporter changes transformers' model in place (its later logits differed by 0.1)
+        exported = copy.deepcopy(model)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(LogitsOnly(model) if _is_hf(model) else model, (torch.zeros(2, 3, 224, 224),),
+            torch.onnx.export(LogitsOnly(exported) if _is_hf(exported) else exported, (torch.zeros(2, 3, 224, 224),),
                               str(path), dynamo=False, input_names=["pixel_values"], output_names=["logits"],
                               dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
         if fusions:
