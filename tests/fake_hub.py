@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
+
+from local_http import serving
 
 
 class _FakeHub(BaseHTTPRequestHandler):
@@ -57,14 +58,8 @@ class _FakeHub(BaseHTTPRequestHandler):
 def running_fake_hub() -> Iterator[tuple[str, list]]:
     """``(endpoint URL, recorded calls)`` of a fake Hub listening on 127.0.0.1 while the context is open."""
     _FakeHub.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", _FakeHub.calls
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_FakeHub) as url:
+        yield url, _FakeHub.calls
 
 
 def committed_files(calls) -> dict[str, bytes]:

@@ -7,12 +7,12 @@ import base64
 import contextlib
 import functools
 import http.server
-import threading
 
 import httpx
 import pytest
 import torch
 import uvicorn
+from local_http import serving
 from PIL import Image
 from server_helpers import b64, body, bomb_png, png, running_server
 from test_inference_utils import LABELS, random_image, tiny_classifier, tiny_processor
@@ -125,15 +125,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def static_files(folder):
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(functools.partial(_QuietHandler, directory=str(folder))) as url:
+        yield url
 
 
 def test_image_urls_only_from_allowed_hosts(model, tmp_path):

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
-import threading
 import time
 
 import httpx
+from local_http import serving
 from server_helpers import b64, body, png, raw_connection, read_until_closed, running_server
 from test_inference_utils import random_image, tiny_classifier, tiny_processor
 
@@ -107,15 +107,8 @@ class _Drip(http.server.BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def dripping_server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(_Drip) as url:
+        yield url
 
 
 def test_dripping_urls_are_cut_off_in_total_and_do_not_starve_base64_requests():
