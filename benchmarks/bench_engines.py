@@ -2,7 +2,7 @@
 
 One process, the same random weights everywhere (``_peers.build_hf_beit``). Contenders: hf_beit eager (its
 oneDNN kernels) and ``hf_beit.export.compile_for_engine`` (OpenVINO, ONNX Runtime on hf_beit's export with its
-graph knowledge applied) against what a user of stock transformers or timm would reach for -- OpenVINO
+graph knowledge applied; inductor on the same rewritten model) against what a user of stock transformers or timm would reach for -- OpenVINO
 (``convert_model``; int8 with NNCF), ONNX Runtime (full graph optimisation, with and without its transformer
 fusions; int8 dynamic), torch.compile (default and with weight freezing), eager PyTorch -- in fp32, bf16 and int8
 at batch 8 and 1. Every round times every contender once on the next photos (interleaved, so load from other
@@ -55,6 +55,7 @@ def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Pat
         lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=False, folder=folder),
         lambda: c.ours_eager(source, hf_beit_variant, "bf16"),
         lambda: c.ours_engine(source, "openvino", "bf16", None),
+        lambda: c.ours_engine(source, "inductor", "bf16", None),
         lambda: c.openvino_peer(stock, "transformers", "bf16"),
         lambda: c.ours_eager(source, hf_beit_variant, "int8"),
         lambda: c.ours_engine(source, "openvino", "int8", calibration),
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = optimize_for_inference(hf_beit_variant(source), "none")
         reference = torch.cat([plain(pixel_values=views[i : i + 8]).logits for i in range(0, len(views), 8)])
     del plain
-    count = 11 if args.quick else 22
+    count = 12 if args.quick else 23  # the builders in build_contenders
     total = count + rounds8 + rounds1 + (0 if args.no_training else steps)
     with tempfile.TemporaryDirectory(prefix="bench_engines_") as folder, \
             tqdm(total=total, desc="bench_engines", unit="step") as progress:

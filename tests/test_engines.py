@@ -155,9 +155,10 @@ def test_missing_openvino_names_the_extra(classifier, monkeypatch):
         compile_for_engine(classifier, "openvino", "fp32")
 
 
-@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime", "inductor"])
 def test_predict_cli_engine_option(tmp_path, capsys, engine):
-    pytest.importorskip(engine)
+    if engine != "inductor":
+        pytest.importorskip(engine)
     import json
 
     from PIL import Image

@@ -54,16 +54,19 @@ class PreciseHead(nn.Module):
         return out if self.bias is None else out + self.bias
 
 
-def engine_ready_copy(module: nn.Module, grid: tuple[int, int] | None, precise_head: bool = False) -> nn.Module:
+def engine_ready_copy(module: nn.Module, grid: tuple[int, int] | None, precise_head: bool = False,
+                      fold_scale: bool = True) -> nn.Module:
     """A reference copy of ``module`` (eval, fp32, plain kernels) with the rewrites above applied.
 
     ``grid`` is the patch grid of the export resolution; ``None`` (a dynamic resolution) keeps the bias modules.
-    ``precise_head`` replaces a ``classifier`` linear by :class:`PreciseHead`.
+    ``precise_head`` replaces a ``classifier`` linear by :class:`PreciseHead`; ``fold_scale=False`` keeps the
+    layer scale as a multiply.
     """
     copy = reference_copy(module)
     if grid is not None:
         fold_relative_position_bias(copy, grid)
-    fold_layer_scale(copy)
+    if fold_scale:
+        fold_layer_scale(copy)
     if precise_head and isinstance(getattr(copy, "classifier", None), nn.Linear):
         copy.classifier = PreciseHead(copy.classifier)
     return copy

@@ -1,11 +1,13 @@
-"""``compile_for_engine``: a BEiT model compiled by an inference engine (OpenVINO, ONNX Runtime), called like the model.
+"""``compile_for_engine``: a BEiT model compiled by an inference engine (OpenVINO, ONNX Runtime, inductor), called
+like the model.
 
-What the engine compiles is hf_beit's export of the model with its graph-level knowledge applied (fused qkv, the
+What the engine compiles is hf_beit's model with its graph-level knowledge applied (fused qkv, the
 relative-position bias as a constant, layer scale folded into the GEMMs, the classifier head kept fp32 in bf16 /
-int8: :mod:`hf_beit.export.engine_graph`), at
-a fixed resolution and a dynamic batch. The result is checked against the eager fp32 model on random inputs when
-it is built (``verify=True``), and ``engine_model(pixel_values=x)`` returns the same ``ModelOutput`` type as the
-model. Engines are optional: ``pip install "hf_beit[openvino]"`` or ``"hf_beit[export]"`` (ONNX Runtime).
+int8: :mod:`hf_beit.export.engine_graph`), at a fixed resolution: OpenVINO and ONNX Runtime get its
+``torch.export`` graph with a dynamic batch, inductor (``torch.compile`` with frozen weights) the module itself. The
+result is checked against the eager fp32 model on random inputs when it is built (``verify=True``), and
+``engine_model(pixel_values=x)`` returns the same ``ModelOutput`` type as the model. OpenVINO and ONNX Runtime are
+optional: ``pip install "hf_beit[openvino]"`` or ``"hf_beit[export]"``; inductor comes with PyTorch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .engine_names import ENGINE_PRECISIONS, ENGINES
 from .errors import UnsupportedExportError
 from .program import trace_for_export
 from .shapes import DYNAMIC
-from .tasks import infer_task, resolve_outputs, task_module
+from .tasks import TaskOutputs, infer_task, resolve_outputs, task_module
 
 _OUTPUT_TYPES = {
     "image-classification": ImageClassifierOutput,
@@ -97,16 +99,17 @@ def compile_for_engine(
     """Compile ``model`` (a BEiT task model; the caller's object is not changed) with an inference engine.
 
     Args:
-        engine: ``"openvino"`` (fp32, bf16, int8; needs the ``openvino`` extra) or ``"onnxruntime"`` (fp32, dynamic
-            int8; needs the ``export`` extra).
+        engine: ``"openvino"`` (fp32, bf16, int8; needs the ``openvino`` extra), ``"onnxruntime"`` (fp32, dynamic
+            int8; needs the ``export`` extra) or ``"inductor"`` (fp32, bf16; ``torch.compile`` with frozen weights,
+            compiled once per batch size: :mod:`hf_beit.export.engine_inductor`).
         precision: ``"fp32"``; ``"bf16"`` (bf16 GEMMs and attention, fp32 LayerNorm and residual stream);
             ``"int8"`` (OpenVINO: static int8 calibrated on ``calibration``; ONNX Runtime: dynamic int8).
         task, image_size, outputs: as in :func:`~hf_beit.export.export_program` (fixed resolution, default the
             config's ``image_size``).
         calibration: preprocessed ``pixel_values`` (N, C, H, W) for OpenVINO int8 activation ranges.
-        threads: engine threads (default ``torch.get_num_threads()``).
-        verify: compare with the eager fp32 model on two random inputs (batch 1 and 2) and raise if they differ
-            by more than ``VERIFY_TOLERANCE[precision]`` times the outputs' largest magnitude.
+        threads: engine threads (default ``torch.get_num_threads()``; inductor only runs on that number).
+        verify: compare with the eager fp32 model on random inputs (batch 1 and 2; inductor: batch 1) and raise if
+            they differ by more than ``VERIFY_TOLERANCE[precision]`` times the outputs' largest magnitude.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
@@ -118,7 +121,7 @@ def compile_for_engine(
         require("openvino", "The OpenVINO engine", extra="openvino")
         if precision == "int8":
             require("nncf", "int8 quantisation for OpenVINO", extra="openvino")
-    else:
+    elif engine == "onnxruntime":
         require("onnxruntime", "The ONNX Runtime engine")
     task = infer_task(model) if task is None else task
     module = task_module(model, task)
@@ -126,15 +129,26 @@ def compile_for_engine(
     timings, start = {}, time.perf_counter()
     size = _fixed_size(module.config, image_size)
     grid = (size[0] // module.config.patch_size_2d[0], size[1] // module.config.patch_size_2d[1])
-    prepared = engine_ready_copy(module, grid, precise_head=precision != "fp32")
-    traced = trace_for_export(prepared, task, batch=DYNAMIC, image_size=size, outputs=names)
-    timings["torch.export"] = time.perf_counter() - start
     threads = threads or torch.get_num_threads()
-    backend = _backend(engine, traced, precision, threads, calibration)
+    # inductor compiles under autocast, where folding the layer scale costs precision (engine_inductor)
+    fold_scale = engine != "inductor" or precision == "fp32"
+    prepared = engine_ready_copy(module, grid, precise_head=precision != "fp32", fold_scale=fold_scale)
+    if engine == "inductor":
+        from .engine_inductor import InductorBackend
+
+        reference = TaskOutputs(prepared, names).eval()
+        backend = InductorBackend(reference, names, (module.config.num_channels, *size), precision, threads)
+        checked_batches = (1,)  # each batch size is its own compilation
+    else:
+        traced = trace_for_export(prepared, task, batch=DYNAMIC, image_size=size, outputs=names)
+        timings["torch.export"] = time.perf_counter() - start
+        reference = traced.reference
+        backend = _backend(engine, traced, precision, threads, calibration)
+        checked_batches = (1, 2)
     timings.update(backend.timings)
     compiled = EngineModel(backend, engine, precision, task, names, module.config, size)
     if verify:
-        compiled.max_difference = _verify(compiled, traced.reference, size, calibration)
+        compiled.max_difference = _verify(compiled, reference, size, calibration, checked_batches)
     timings.update(backend.timings)
     compiled.timings = timings
     return compiled
@@ -158,14 +172,15 @@ def _fixed_size(config, image_size) -> tuple[int, int]:
     return (sizes[0], sizes[-1])
 
 
-def _verify(compiled: EngineModel, reference: nn.Module, size: tuple[int, int], calibration=None) -> float:
-    """Largest |difference| from the eager fp32 reference at batch 1 and 2 (raises if too big).
+def _verify(compiled: EngineModel, reference: nn.Module, size: tuple[int, int], calibration=None,
+            batches: Sequence[int] = (1, 2)) -> float:
+    """Largest |difference| from the eager fp32 reference at ``batches`` (raises if too big).
 
     The inputs are random, or the first calibration images when given (int8 ranges only fit inputs like those).
     """
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
-    for batch in (1, 2):
+    for batch in batches:
         if calibration is not None and len(calibration) >= batch:
             pixels = torch.as_tensor(_as_float32(calibration[:batch]))
         else:

@@ -69,7 +69,8 @@ def _report_failures(command: str, failed: list[tuple[str, str]], total: int,
 
 
 def _engine_model(model, processor, paths, args: argparse.Namespace):
-    """``--engine``: the model compiled by OpenVINO / ONNX Runtime (int8 calibrated on the first 32 images)."""
+    """``--engine``: the model compiled by OpenVINO / ONNX Runtime / inductor (OpenVINO int8 calibrated on the first
+    32 images)."""
     from ..export import compile_for_engine
     from ._images import open_rgb
 
@@ -153,7 +154,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               "default: each gets an error entry and the exit code is 1)")
     predict.add_argument("--engine", choices=("pytorch", *ENGINES), default="pytorch",
                          help="run the model in PyTorch (hf_beit's kernels) or compiled by an inference engine "
-                              "(extras: openvino, export)")
+                              "(openvino, onnxruntime: extras openvino, export; inductor: torch.compile, fp32/bf16, "
+                              "compiled once per batch size)")
     predict.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp32",
                          help="inference precision (PyTorch: optimize_for_inference; engines: compile_for_engine; "
                               "int8 on OpenVINO is calibrated on the first 32 images)")
