@@ -1,14 +1,14 @@
 """BEiT-base/16 224 on this CPU: hf_beit's deployment paths vs ONNX Runtime, OpenVINO and torch.compile, side by side.
 
-One process, the same random weights everywhere (``_peers.build_hf_beit``). Contenders: hf_beit eager (its
-oneDNN kernels) and ``hf_beit.export.compile_for_engine`` (OpenVINO, ONNX Runtime on hf_beit's export with its
-graph knowledge applied; inductor on the same rewritten model) against what a user of stock transformers or timm would reach for -- OpenVINO
-(``convert_model``; int8 with NNCF), ONNX Runtime (full graph optimisation, with and without its transformer
-fusions; int8 dynamic), torch.compile (default and with weight freezing), eager PyTorch -- in fp32, bf16 and int8
-at batch 8 and 1. Every round times every contender once on the next photos (interleaved, so load from other
-processes hits all alike) and probes the GEMM peak per precision; the tables use medians. Top-1 agreement is with
-hf_beit's plain fp32 path on real photographs (``_photos.photo_views``); int8 calibration uses other views of the
-same photos (``_photos.calibration_views``). A fine-tuning step (fp32 and bf16 autocast; eager and compiled) is
+One process, the same random weights everywhere (``_peers.build_hf_beit``). Contenders: hf_beit eager (its oneDNN
+kernels) and ``hf_beit.export.compile_for_engine`` (OpenVINO, ONNX Runtime on hf_beit's export with its graph
+knowledge applied; inductor on the same rewritten model) against what a user of stock transformers or timm would
+reach for -- OpenVINO (``convert_model``; int8 with NNCF), ONNX Runtime (full graph optimisation, with and without
+its transformer fusions; int8 dynamic), torch.compile (default and with weight freezing), eager PyTorch -- in fp32,
+bf16 and int8 at batch 8 and 1. Every round times every contender once on the next photos (interleaved, so load from
+other processes hits all alike) and probes the GEMM peak per precision; the tables use medians. Top-1 agreement is
+with hf_beit's plain fp32 path on real photographs (``_photos.photo_views``); int8 calibration uses other views of
+the same photos (``_photos.calibration_views``). A fine-tuning step (fp32 and bf16 autocast; eager and compiled) is
 timed the same way.
 
 Usage: ``python benchmarks/bench_engines.py [--quick] [--threads 2] [--no-training] [--output PATH]``
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    rounds8, rounds1, steps = (3, 5, 1) if args.quick else (9, 12, 3)
+    rounds8, rounds1, steps = (3, 5, 1) if args.quick else (9, 24, 3)
     started, load_before = time.time(), os.getloadavg()
     peak = GemmPeak()
     source = build_hf_beit(0)

@@ -144,7 +144,7 @@ def test_card_names_a_hub_base_model_and_says_when_there_is_none():
     metadata = yaml.safe_load(card.split("---")[1])
     assert metadata["base_model"] == "microsoft/beit-base-patch16-224-pt22k"
     assert metadata["datasets"] == ["org/pets"]
-    assert "eval_runtime" not in card and "Labels: cat, dog." in card
+    assert "eval_runtime" not in card and "Labels: 2 classes: 0 = cat; 1 = dog." in card
     scratch = str(finetuned_card("me/pets", "classification", config, {"dataset": "/data/pets"}, metrics))
     assert "base_model" not in yaml.safe_load(scratch.split("---")[1])
     assert "trained from scratch" in scratch

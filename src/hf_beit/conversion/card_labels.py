@@ -30,8 +30,13 @@ def label_text(task: str, config: Any, label_set: str | None, family: Checkpoint
         return f"none (visual-token vocabulary of {config.vocab_size} {family.tokenizer} codes)"
     if task == "embeddings":
         return "none (no task head)"
+    return listed_labels(config, _PROVENANCE.get(label_set))
+
+
+def listed_labels(config: Any, provenance: str | None = None) -> str:
+    """``"N classes (provenance): 0 = a; 1 = b"`` for a classifier's ``config`` (a few examples for a large set)."""
     named = _named(config)
-    head = f"{len(named)} classes" + (f" ({_PROVENANCE[label_set]})" if label_set in _PROVENANCE else "")
+    head = f"{len(named)} classes" + (f" ({provenance})" if provenance else "")
     if len(named) <= FULL_LIST_MAX:
         return f"{head}: " + "; ".join(named)
     return f"{head}, e.g. " + "; ".join(named[:_EXAMPLES]) + "; ... (the full list is `id2label` in `config.json`)"

@@ -10,6 +10,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..conversion.card_labels import listed_labels
 from ..conversion.card_usage import usage_blocks, usage_markdown
 from ..conversion.example_image import EXAMPLE_CREDIT, write_example_image
 from ..hub import is_hub_id
@@ -30,7 +31,6 @@ def finetuned_card(
         config.architectures = [task_info.architecture]
     base = arguments.get("init_from")
     dataset = str(arguments.get("dataset") or "")
-    labels = [config.id2label[i] for i in range(config.num_labels)]
     data = ModelCardData(
         base_model=base if base and is_hub_id(base) else None,
         datasets=[dataset] if is_hub_id(dataset) else None,
@@ -43,7 +43,7 @@ def finetuned_card(
     )
     body = "\n\n".join([
         f"# {repo_id}",
-        _summary(task_info.description, base, dataset, labels, config),
+        _summary(task_info.description, base, dataset, config),
         "## How to use\n\n" + usage_markdown(usage_blocks(task, repo_id, config)) + "\n\n" + EXAMPLE_CREDIT,
         "## Training\n\n" + _recipe(arguments),
         "## Results\n\n" + _results(metrics),
@@ -52,15 +52,14 @@ def finetuned_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
 
 
-def _summary(description: str, base: str | None, dataset: str, labels: list[str], config: Any) -> str:
+def _summary(description: str, base: str | None, dataset: str, config: Any) -> str:
     origin = f"fine-tuned from [`{base}`](https://huggingface.co/{base})" if base and is_hub_id(base) else (
         f"fine-tuned from `{base}`" if base else "trained from scratch (random initialisation)"
     )
-    shown = ", ".join(labels[:20]) + (f", ... ({len(labels)} in all)" if len(labels) > 20 else "")
     return (
         f"A BEiT {description} model ({config.hidden_size} wide, {config.num_hidden_layers} blocks, "
         f"{config.image_size}x{config.image_size} inputs), {origin} on `{dataset or 'a custom dataset'}` with "
-        f"hf_beit (`hf-beit train`).\n\nLabels: {shown}."
+        f"hf_beit (`hf-beit train`).\n\nLabels: {listed_labels(config)}."
     )
 
 
