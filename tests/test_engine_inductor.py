@@ -49,15 +49,43 @@ def test_bf16_is_close_and_skips_flash_attention(classifier):
     difference = (logits - expected).abs().max().item()
     assert 0 < difference <= 0.05 * expected.abs().max().item()  # really bf16, and close
     operators = {event.key for event in profile.key_averages()}
+    assert any("Torch-Compiled Region" in name for name in operators), sorted(operators)  # really compiled
     assert not any("flash_attention" in name for name in operators), sorted(operators)
-    assert any("bmm" in name for name in operators), sorted(operators)  # the attention's batched GEMMs
+    # the compiled matmuls, not eager hf_beit's batched-GEMM attention (which adds the bias with baddbmm)
+    assert "aten::bmm" in operators and "aten::baddbmm" not in operators, sorted(operators)
 
 
 def test_refuses_int8_and_other_thread_counts(classifier):
     with pytest.raises(ValueError, match="compiles fp32 and bf16"):
         compile_for_engine(classifier, "inductor", "int8")
-    with pytest.raises(ValueError, match=r"torch.set_num_threads\(7\)"):
-        compile_for_engine(classifier, "inductor", "fp32", threads=7, verify=False)
+    other = torch.get_num_threads() + 1
+    with pytest.raises(ValueError, match=rf"torch.set_num_threads\({other}\)"):
+        compile_for_engine(classifier, "inductor", "fp32", threads=other, verify=False)
+
+
+def test_batch_sizes_beyond_the_limit_are_padded_or_chunked(classifier, monkeypatch):
+    from hf_beit.export import engine_inductor
+
+    monkeypatch.setattr(engine_inductor, "MAX_BATCH_SIZES", 2)
+    compiled = compile_for_engine(classifier, "inductor", "fp32")  # compiles batch 1
+    compiled.backend.compile(3)
+    for batch in (2, 5):  # 2: padded to 3; 5: chunks of 3 (the last padded)
+        pixels = random_pixels(batch, seed=batch)
+        got = compiled(pixel_values=pixels).logits
+        assert got.shape == (batch, 3)
+        assert (got - _eager_logits(classifier, pixels)).abs().max().item() <= 1e-4
+    assert sorted(compiled.backend.timings) == ["compile batch 1", "compile batch 3"]
+
+
+def test_a_changed_thread_count_is_refused(classifier):
+    compiled = compile_for_engine(classifier, "inductor", "fp32")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        with pytest.raises(RuntimeError, match=rf"compiled for {threads} threads"):
+            compiled(pixel_values=random_pixels(1))
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
@@ -70,3 +98,14 @@ def test_matmul_attention_is_scaled_dot_product_attention(with_bias):
     got = _matmul_attention(heads, bias, 8**-0.5)
     assert got.dtype == torch.bfloat16 and got.shape == expected.shape
     assert (got.float() - expected).abs().max().item() <= 0.03
+
+
+def test_segmentation_at_another_resolution():
+    config = tiny_config(**{**RELATIVE, "num_hidden_layers": 4, "out_indices": [0, 1, 2, 3]})
+    segmenter = randomize_(hf_beit.BeitForSemanticSegmentation(config), seed=3).eval()
+    compiled = compile_for_engine(segmenter, "inductor", "fp32", image_size=48)
+    pixels = random_pixels(2, size=48, seed=2)
+    with torch.no_grad():
+        expected = segmenter(pixel_values=pixels, interpolate_pos_encoding=True).logits
+    got = compiled(pixel_values=pixels).logits
+    assert got.shape == expected.shape and (got - expected).abs().max().item() <= 1e-4

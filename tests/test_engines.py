@@ -1,4 +1,5 @@
-"""``compile_for_engine`` (OpenVINO, ONNX Runtime) and the graph rewrites it applies, against the eager fp32 model."""
+"""``compile_for_engine`` (OpenVINO, ONNX Runtime; inductor: test_engine_inductor.py) and its graph rewrites, against
+the eager fp32 model."""
 
 from __future__ import annotations
 
@@ -187,3 +188,15 @@ def test_precise_head_computes_the_classifier():
     assert isinstance(copy.classifier, PreciseHead)
     pixels = random_pixels(2)
     assert (_eager(copy, pixels)["logits"] - _eager(model, pixels)["logits"]).abs().max().item() <= 1e-5
+
+
+def test_batch_norm_after_a_transposed_convolution_is_folded():
+    config = tiny_config(**{**RELATIVE, "num_hidden_layers": 4, "out_indices": [0, 1, 2, 3]})
+    segmenter = randomize_(hf_beit.BeitForSemanticSegmentation(config), seed=3).eval()
+    folded = engine_ready_copy(segmenter, (6, 6))
+    assert isinstance(folded.fpn1[1], torch.nn.Identity) and isinstance(segmenter.fpn1[1], torch.nn.BatchNorm2d)
+    pixels = random_pixels(2, size=48, seed=2)
+    with torch.no_grad():
+        expected = segmenter(pixel_values=pixels, interpolate_pos_encoding=True).logits
+        got = folded(pixel_values=pixels, interpolate_pos_encoding=True).logits
+    assert (got - expected).abs().max().item() <= 1e-4

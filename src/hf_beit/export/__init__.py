@@ -7,8 +7,8 @@
 interpolated for it) or, for models without relative-position tables, dynamic (multiples of the patch size).
 :class:`OnnxRunner` runs a file with onnxruntime and checks the input first.
 
-:func:`compile_for_engine` compiles a model with OpenVINO or ONNX Runtime (fp32, bf16, int8) and returns a callable
-with the model's outputs.
+:func:`compile_for_engine` compiles a model with OpenVINO, ONNX Runtime (fp32, bf16, int8) or inductor
+(``torch.compile``; fp32, bf16) and returns a callable with the model's outputs.
 
 ONNX needs the ``export`` extra (onnx, onnxscript, onnxruntime), OpenVINO the ``openvino`` extra (openvino,
 nncf); all are imported only when used.

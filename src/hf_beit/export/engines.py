@@ -2,10 +2,11 @@
 like the model.
 
 What the engine compiles is hf_beit's model with its graph-level knowledge applied (fused qkv, the
-relative-position bias as a constant, layer scale folded into the GEMMs, the classifier head kept fp32 in bf16 /
-int8: :mod:`hf_beit.export.engine_graph`), at a fixed resolution: OpenVINO and ONNX Runtime get its
-``torch.export`` graph with a dynamic batch, inductor (``torch.compile`` with frozen weights) the module itself. The
-result is checked against the eager fp32 model on random inputs when it is built (``verify=True``), and
+relative-position bias as a constant, layer scale folded into the GEMMs -- except for inductor in bf16, see
+:mod:`hf_beit.export.engine_inductor` --, the classifier head kept fp32 in bf16 / int8:
+:mod:`hf_beit.export.engine_graph`), at a fixed resolution: OpenVINO and ONNX Runtime get its ``torch.export`` graph
+with a dynamic batch, inductor (``torch.compile`` with frozen weights) the module itself, one graph per batch size.
+The result is checked against the eager fp32 model on random inputs when it is built (``verify=True``), and
 ``engine_model(pixel_values=x)`` returns the same ``ModelOutput`` type as the model. OpenVINO and ONNX Runtime are
 optional: ``pip install "hf_beit[openvino]"`` or ``"hf_beit[export]"``; inductor comes with PyTorch.
 """
@@ -123,6 +124,10 @@ def compile_for_engine(
             require("nncf", "int8 quantisation for OpenVINO", extra="openvino")
     elif engine == "onnxruntime":
         require("onnxruntime", "The ONNX Runtime engine")
+    else:
+        from .engine_inductor import check_arguments
+
+        check_arguments(precision, threads or torch.get_num_threads())
     task = infer_task(model) if task is None else task
     module = task_module(model, task)
     names = resolve_outputs(module, task, outputs)
