@@ -1,7 +1,7 @@
 """Inductor backend of :func:`~hf_beit.export.compile_for_engine`: ``torch.compile`` with weight freezing.
 
 * What is compiled is the engine-ready copy (:mod:`hf_beit.export.engine_graph`) returning the task's outputs, as
-  one graph (``fullgraph=True``) with a static shape per batch size: each new batch size compiles once (~20-40 s
+  one graph (``fullgraph=True``) with a static shape per batch size: each new batch size compiles once (~10-25 s
   for BEiT-base on two cores), up to ``MAX_BATCH_SIZES``; after that a batch is zero-padded to the smallest compiled
   size that holds it, or run in chunks of the largest (images are independent in eval mode). Its recompiles are
   counted apart from other compiled code in the process (``isolate_recompiles``).
