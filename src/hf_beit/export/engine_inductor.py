@@ -44,11 +44,13 @@ def check_arguments(precision: str, threads: int) -> None:
 
 
 class InductorBackend:
-    """A ``torch.compile``-d task module (``pixel_values -> {name: tensor}``); ``run(array) -> [outputs]``."""
+    """A ``torch.compile``-d task module (``pixel_values -> {name: tensor}``); ``run(array) -> [outputs]``.
+
+    ``compile_for_engine`` has checked ``precision`` and ``threads`` with :func:`check_arguments` before building it.
+    """
 
     def __init__(self, module: nn.Module, output_names: tuple[str, ...], input_shape: tuple[int, int, int],
                  precision: str, threads: int) -> None:
-        check_arguments(precision, threads)
         self.precision, self.threads = precision, threads
         self.output_names = output_names
         self.input_shape = tuple(input_shape)

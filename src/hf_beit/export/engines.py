@@ -118,6 +118,7 @@ def compile_for_engine(
         raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}.")
     if image_size == DYNAMIC:
         raise UnsupportedExportError("Engines compile a fixed resolution: pass image_size=None, H or (H, W).")
+    threads = threads or torch.get_num_threads()
     if engine == "openvino":
         require("openvino", "The OpenVINO engine", extra="openvino")
         if precision == "int8":
@@ -127,14 +128,13 @@ def compile_for_engine(
     else:
         from .engine_inductor import check_arguments
 
-        check_arguments(precision, threads or torch.get_num_threads())
+        check_arguments(precision, threads)
     task = infer_task(model) if task is None else task
     module = task_module(model, task)
     names = resolve_outputs(module, task, outputs)
     timings, start = {}, time.perf_counter()
     size = _fixed_size(module.config, image_size)
     grid = (size[0] // module.config.patch_size_2d[0], size[1] // module.config.patch_size_2d[1])
-    threads = threads or torch.get_num_threads()
     # inductor compiles under autocast, where folding the layer scale costs precision (engine_inductor)
     fold_scale = engine != "inductor" or precision == "fp32"
     prepared = engine_ready_copy(module, grid, precise_head=precision != "fp32", fold_scale=fold_scale)
