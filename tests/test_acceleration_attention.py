@@ -46,8 +46,14 @@ def test_fp32_uses_sdpa_and_matches_the_reference(with_bias, monkeypatch):
     torch.testing.assert_close(out.double(), _reference(qkv, bias), atol=1e-5, rtol=1e-5)
 
 
+@pytest.fixture
+def without_amx(monkeypatch):
+    """The CPU as one without AMX tiles, where bf16 inference takes the batched-GEMM path."""
+    monkeypatch.setattr(attention_module, "amx_available", lambda: False)
+
+
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_bf16_inference_uses_batched_gemms_within_bf16_rounding(with_bias):
+def test_bf16_inference_uses_batched_gemms_within_bf16_rounding(with_bias, without_amx):
     qkv, bias = _inputs(with_bias)
     expected = _reference(qkv.bfloat16(), None if bias is None else bias.bfloat16())
     assert attention_module._use_batched_gemms(qkv.bfloat16(), bias, 0.0)
@@ -58,7 +64,9 @@ def test_bf16_inference_uses_batched_gemms_within_bf16_rounding(with_bias):
     assert (out.double() - expected).abs().max() < 0.05
 
 
-def test_bf16_attention_agrees_with_sdpa_in_bf16():
+@pytest.mark.parametrize("amx", [False, True])
+def test_bf16_attention_agrees_with_sdpa_in_bf16(amx, monkeypatch):
+    monkeypatch.setattr(attention_module, "amx_available", lambda: amx)
     qkv, bias = _inputs(True)
     qkv, bias = qkv.bfloat16(), bias.bfloat16()
     q, k, v = qkv.reshape(BATCH, TOKENS, 3, HEADS, HEAD_DIM).permute(2, 0, 3, 1, 4).unbind(0)
@@ -68,7 +76,18 @@ def test_bf16_attention_agrees_with_sdpa_in_bf16():
     assert (out.float() - sdpa.float()).abs().max() < 0.05
 
 
-def test_autograd_dropout_and_tracing_fall_back_to_sdpa():
+def test_bf16_inference_uses_sdpa_on_amx(monkeypatch):
+    monkeypatch.setattr(attention_module, "amx_available", lambda: True)
+    calls = []
+    monkeypatch.setattr(attention_module, "_batched_gemm_attention", lambda *a: calls.append(a))
+    qkv, bias = _inputs(True)
+    assert not attention_module._use_batched_gemms(qkv.bfloat16(), bias, 0.0)
+    with torch.inference_mode():
+        out = attend(qkv.bfloat16(), bias.bfloat16(), HEADS)
+    assert not calls and out.dtype == torch.bfloat16
+
+
+def test_autograd_dropout_and_tracing_fall_back_to_sdpa(without_amx):
     qkv, bias = _inputs(True)
     qkv = qkv.bfloat16()
     assert not attention_module._use_batched_gemms(qkv.requires_grad_(), bias, 0.0)
@@ -80,7 +99,7 @@ def test_autograd_dropout_and_tracing_fall_back_to_sdpa():
     assert leaf.grad is not None and leaf.grad.abs().sum() > 0
 
 
-def test_compiles_without_graph_breaks():
+def test_compiles_without_graph_breaks(without_amx):
     qkv, bias = _inputs(True)
     compiled = torch.compile(lambda t, b: attend(t, b, HEADS), backend="eager", fullgraph=True)
     with torch.no_grad():
@@ -90,7 +109,7 @@ def test_compiles_without_graph_breaks():
 
 
 @pytest.mark.parametrize("budget", [1, 2 * TOKENS * TOKENS * 2])  # one head per GEMM, then groups of 2 heads
-def test_head_groups_for_long_sequences_give_the_same_result(budget, monkeypatch):
+def test_head_groups_for_long_sequences_give_the_same_result(budget, monkeypatch, without_amx):
     qkv, bias = _inputs(True)
     qkv, bias = qkv.bfloat16(), bias.bfloat16()
     with torch.inference_mode():
@@ -100,7 +119,7 @@ def test_head_groups_for_long_sequences_give_the_same_result(budget, monkeypatch
     torch.testing.assert_close(grouped, whole, atol=0, rtol=0)
 
 
-def test_per_image_and_head_broadcast_biases():
+def test_per_image_and_head_broadcast_biases(without_amx):
     qkv, bias = _inputs(True)
     per_image = torch.randn(BATCH, HEADS, TOKENS, TOKENS)
     shared_over_heads = bias[:, :1]

@@ -9,6 +9,7 @@ from conftest import random_pixels, randomize_, tiny_config
 from transformers.modeling_outputs import ImageClassifierOutput
 
 import hf_beit
+from hf_beit.acceleration import attention as attention_module
 from hf_beit.acceleration import bf16_available
 from hf_beit.acceleration.attention import _matmul_attention
 from hf_beit.export import compile_for_engine
@@ -37,9 +38,12 @@ def test_fp32_matches_eager(classifier):
     assert "compile batch 3" in compiled.backend.timings
 
 
-def test_bf16_is_close_and_skips_flash_attention(classifier):
+@pytest.mark.parametrize("amx", [False, True])
+def test_bf16_is_close_and_compiles_the_attention_for_the_cpu(classifier, amx, monkeypatch):
+    """Without AMX: the compiled matmul attention; with AMX: PyTorch's flash attention (faster there)."""
     if not bf16_available():
         pytest.skip("no native bf16 on this CPU")
+    monkeypatch.setattr(attention_module, "amx_available", lambda: amx)
     compiled = compile_for_engine(classifier, "inductor", "bf16")
     pixels = random_pixels(2, seed=7)
     compiled.backend.compile(2)
@@ -50,9 +54,10 @@ def test_bf16_is_close_and_skips_flash_attention(classifier):
     assert 0 < difference <= 0.05 * expected.abs().max().item()  # really bf16, and close
     operators = {event.key for event in profile.key_averages()}
     assert any("Torch-Compiled Region" in name for name in operators), sorted(operators)  # really compiled
-    assert not any("flash_attention" in name for name in operators), sorted(operators)
-    # the compiled matmuls, not eager hf_beit's batched-GEMM attention (which adds the bias with baddbmm)
-    assert "aten::bmm" in operators and "aten::baddbmm" not in operators, sorted(operators)
+    flash = any("flash_attention" in name for name in operators)
+    assert flash == amx, sorted(operators)
+    if not amx:  # the compiled matmuls, not eager hf_beit's batched-GEMM attention (which adds the bias with baddbmm)
+        assert "aten::bmm" in operators and "aten::baddbmm" not in operators, sorted(operators)
 
 
 def test_refuses_int8_and_other_thread_counts(classifier):

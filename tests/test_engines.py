@@ -190,6 +190,25 @@ def test_precise_head_computes_the_classifier():
     assert (_eager(copy, pixels)["logits"] - _eager(model, pixels)["logits"]).abs().max().item() <= 1e-5
 
 
+def test_precise_head_stays_fp32_under_autocast():
+    from hf_beit.export.engine_graph import PreciseHead
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(32, 5)
+    head = PreciseHead(linear)
+    features = torch.randn(3, 32)
+    with torch.no_grad():
+        expected = linear(features)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lowered = linear(features)  # what autocast does to a plain head: a bf16 GEMM
+            kept = head(features.bfloat16())
+    assert lowered.dtype == torch.bfloat16 and kept.dtype == torch.float32
+    # the bf16-rounded features are the only rounding left: far below the bf16 GEMM's error
+    rounded = torch.nn.functional.linear(features.bfloat16().float(), linear.weight, linear.bias)
+    torch.testing.assert_close(kept, rounded, atol=1e-5, rtol=1e-5)
+    assert (kept - expected).abs().max() < (lowered.float() - expected).abs().max()
+
+
 def test_batch_norm_after_a_transposed_convolution_is_folded():
     config = tiny_config(**{**RELATIVE, "num_hidden_layers": 4, "out_indices": [0, 1, 2, 3]})
     segmenter = randomize_(hf_beit.BeitForSemanticSegmentation(config), seed=3).eval()

@@ -5,7 +5,7 @@ the kernel per call and never bypass a wrapped or hooked module. :func:`optimize
 precision, :func:`record_kernels` reports what ran. See ``benchmarks/results_model.md`` for measured speed-ups.
 """
 
-from ._packing import bf16_available, int8_engine, onednn_available
+from ._packing import amx_available, bf16_available, int8_engine, onednn_available
 from .attention import attend
 from .linear import PRECISIONS, UsesFusedLinears, concatenated_parameters, fused_linear
 from .optimize import clear_packed_weights, inference_precision, optimize_for_inference
@@ -15,6 +15,7 @@ __all__ = [
     "PRECISIONS",
     "KernelRecord",
     "UsesFusedLinears",
+    "amx_available",
     "attend",
     "bf16_available",
     "clear_packed_weights",

@@ -44,6 +44,20 @@ def bf16_available() -> bool:
     return onednn_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def _has_amx_tiles() -> bool:
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x; absent means unknown
+    return bool(probe is not None and probe())
+
+
+_AMX = _has_amx_tiles()  # read once at import: torch.compile cannot trace the probe
+
+
+def amx_available() -> bool:
+    """True when this CPU has AMX tiles (Intel Xeon 4th generation and newer), where oneDNN's bf16 and int8 GEMMs
+    and PyTorch's CPU flash attention use them."""
+    return _AMX
+
+
 @functools.cache
 def int8_engine() -> str | None:
     """The quantised engine used for int8 (``onednn`` preferred, then ``x86``/``fbgemm``), or None."""

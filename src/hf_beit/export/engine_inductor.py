@@ -8,9 +8,10 @@
 * Freezing (``torch._inductor.config.freezing``, set during each call only) turns the weights into constants; in
   bf16 inductor then reorders them once into oneDNN's blocked layout and fuses bias and GELU into the GEMMs.
 * ``bf16``: bf16 autocast (GEMMs in bf16; LayerNorm, residual stream, pooling and the classifier in fp32), and
-  attention as two matmuls around an fp32 softmax (:mod:`hf_beit.acceleration.attention`), which inductor runs
-  faster than PyTorch's CPU flash attention. Layer scale is not folded into the weights here: under autocast the
-  folded GEMMs measured 3.5x the fp32 error of the unfolded ones (0.035 vs 0.010 on BEiT-base logits).
+  attention as two matmuls around an fp32 softmax on CPUs without AMX, PyTorch's flash attention on CPUs with it
+  (whichever measured faster there: :mod:`hf_beit.acceleration.attention`). Layer scale is not folded into
+  the weights here: under autocast the folded GEMMs measured 3.5x the fp32 error of the unfolded ones (0.035
+  vs 0.010 on BEiT-base logits).
 * ``fp32``: accepted; inductor's frozen fp32 GEMMs go to MKL, which is slow on AMD CPUs (there, eager
   ``optimize_for_inference`` or OpenVINO are faster). ``int8`` is refused.
 * It runs on PyTorch's own threads (``torch.set_num_threads``); the generated kernels fix that number, so a call
@@ -56,8 +57,12 @@ class InductorBackend:
         self.input_shape = tuple(input_shape)
         self.timings: dict[str, float] = {}
         self._module = module.eval()
+        # the module is this backend's private copy, never changed after this point: its parameters and attributes
+        # need no guards (checking them took ~1 ms per call for BEiT-base); the input shape, dtype and grad /
+        # autocast state are still guarded
         self._compiled = torch.compile(self._module, dynamic=False, fullgraph=True, isolate_recompiles=True,
-                                       recompile_limit=MAX_BATCH_SIZES)
+                                       recompile_limit=MAX_BATCH_SIZES,
+                                       options={"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe})
         self._batches: set[int] = set()
 
     def run(self, array: np.ndarray) -> list[np.ndarray]:
