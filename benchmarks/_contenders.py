@@ -85,10 +85,11 @@ def ours_eager(source: nn.Module, variant: Callable[[nn.Module], nn.Module], pre
                        ours=True)
 
 
-def ours_engine(source: nn.Module, engine: str, precision: str, calibration: torch.Tensor | None) -> Contender:
+def ours_engine(source: nn.Module, engine: str, precision: str, calibration: torch.Tensor | None,
+                fp32_head: bool = True) -> Contender:
     """hf_beit's deployment path: ``compile_for_engine`` (export with graph knowledge, then the engine)."""
     def build():
-        compiled = compile_for_engine(source, engine, precision, calibration=calibration)
+        compiled = compile_for_engine(source, engine, precision, calibration=calibration, fp32_head=fp32_head)
         for batch in (8, 1):  # as the peers: compiled for both batch sizes while building
             compiled.backend.compile(batch)
         def run(pixels):
@@ -97,7 +98,8 @@ def ours_engine(source: nn.Module, engine: str, precision: str, calibration: tor
         return run
 
     label = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "inductor": "inductor"}[engine]
-    return timed_build(f"{OURS} {label}", precision, build, ours=True)
+    head = "" if fp32_head or precision == "fp32" else f", {precision} head"
+    return timed_build(f"{OURS} {label}{head}", precision, build, ours=True)
 
 
 def openvino_peer(model: nn.Module, name: str, precision: str, calibration: torch.Tensor | None = None) -> Contender:

@@ -2,10 +2,11 @@
 
 One process, the same random weights everywhere (``_peers.build_hf_beit``). Contenders: hf_beit eager (its oneDNN
 kernels) and ``hf_beit.export.compile_for_engine`` (OpenVINO, ONNX Runtime on hf_beit's export with its graph
-knowledge applied; inductor on the same rewritten model) against what a user of stock transformers or timm would
-reach for -- OpenVINO (``convert_model``; int8 with NNCF), ONNX Runtime (full graph optimisation, with and without
-its transformer fusions; int8 dynamic), torch.compile (default and with weight freezing), eager PyTorch -- in fp32,
-bf16 and int8 at batch 8 and 1. Every round times every contender once on the next photos (interleaved, so load from
+knowledge applied; inductor on the same rewritten model; also with the classifier lowered with the rest,
+``fp32_head=False``) against what a user of stock transformers or timm would reach for -- OpenVINO
+(``convert_model``; int8 with NNCF), ONNX Runtime (full graph optimisation, with and without its transformer fusions;
+int8 dynamic), torch.compile (default and with weight freezing), eager PyTorch -- in fp32, bf16 and int8 at batch 8
+and 1. Every round times every contender once on the next photos, in a shuffled order (interleaved, so load from
 other processes hits all alike) and probes the GEMM peak per precision; the tables use medians. Top-1 agreement is
 with hf_beit's plain fp32 path on real photographs (``_photos.photo_views``); int8 calibration uses other views of
 the same photos (``_photos.calibration_views``). A fine-tuning step (fp32 and bf16 autocast; eager and compiled) is
@@ -65,6 +66,10 @@ def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Pat
     ]
     if not quick:
         builders += [
+            lambda: c.ours_engine(source, "inductor", "fp32", None),
+            lambda: c.ours_engine(source, "openvino", "bf16", None, fp32_head=False),
+            lambda: c.ours_engine(source, "inductor", "bf16", None, fp32_head=False),
+            lambda: c.ours_engine(source, "openvino", "int8", calibration, fp32_head=False),
             lambda: c.ours_engine(source, "onnxruntime", "fp32", None),
             lambda: c.ours_engine(source, "onnxruntime", "int8", None),
             lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=True, folder=folder),
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = optimize_for_inference(hf_beit_variant(source), "none")
         reference = torch.cat([plain(pixel_values=views[i : i + 8]).logits for i in range(0, len(views), 8)])
     del plain
-    count = 12 if args.quick else 23  # the builders in build_contenders
+    count = 12 if args.quick else 27  # the builders in build_contenders
     total = count + rounds8 + rounds1 + (0 if args.no_training else steps)
     with tempfile.TemporaryDirectory(prefix="bench_engines_") as folder, \
             tqdm(total=total, desc="bench_engines", unit="step") as progress:

@@ -100,6 +100,25 @@ def test_openvino_bf16_is_close_to_fp32(classifier):
     assert 0 < difference <= 0.05 * expected.abs().max().item()  # really bf16, and close
 
 
+@pytest.mark.parametrize("fp32_head", [True, False])
+def test_openvino_fp32_head_keeps_the_residual_stream_fp32(classifier, fp32_head):
+    """The fp32 head leaves no GEMM between the residual adds and the output, so OpenVINO keeps them in fp32."""
+    pytest.importorskip("openvino")
+    from hf_beit.acceleration import bf16_available
+
+    if not bf16_available():
+        pytest.skip("no native bf16 on this CPU")
+    compiled = compile_for_engine(classifier, "openvino", "bf16", fp32_head=fp32_head)
+    pixels = random_pixels(2, seed=5)
+    logits = compiled(pixel_values=pixels).logits
+    expected = _eager(classifier, pixels)["logits"]
+    assert (logits - expected).abs().max().item() <= 0.05 * expected.abs().max().item()
+    runtime = compiled.backend._request(2).get_compiled_model().get_runtime_model()
+    adds = {op.get_rt_info()["runtimePrecision"].astype(str) for op in runtime.get_ordered_ops()
+            if "aten.add.Tensor" in op.get_friendly_name() and op.get_rt_info()["layerType"].astype(str) != "Reorder"}
+    assert adds == ({"f32"} if fp32_head else {"bf16"}), adds
+
+
 @pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
 def test_int8_engine_is_close_to_fp32(classifier, calibration, engine):
     pytest.importorskip(engine)
