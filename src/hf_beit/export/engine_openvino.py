@@ -4,18 +4,20 @@
   ``scaled_dot_product_attention`` as OpenVINO's fused attention operation (the ONNX route decomposes it).
 * Each batch size gets its own compiled model with a static shape (compiled on first use, ~1-3 s for BEiT-base,
   at most ``MAX_COMPILED`` kept): static shapes let the CPU plugin plan memory and pick kernels once.
-* ``bf16``: OpenVINO's bf16 inference precision, which runs the whole graph in bf16 (LayerNorm and the residual
-  stream too; hf_beit's eager bf16 mode keeps those in fp32, hence its higher agreement with fp32). The CPU
+* ``bf16``: OpenVINO's bf16 inference precision, which runs in bf16 every node upstream of a GEMM or convolution
+  and keeps the rest (the graph's tail) in fp32. With the fp32 classifier (``fp32_head=True``, the default) that
+  tail reaches back along the residual adds, so the residual stream stays fp32 as in hf_beit's eager bf16 mode
+  (:mod:`hf_beit.export.engine_graph`); with ``fp32_head=False`` everything but the logits runs bf16. The CPU
   plugin no longer honours per-node fp32 markings set from Python, and explicit bf16 conversions around the GEMMs
-  measured 2.6x slower (separate convert kernels), so the split is not offered here.
+  measured 2.6x slower (separate convert kernels), so no finer split is offered.
 * ``int8``: NNCF post-training quantisation with activation ranges calibrated on the images given
   (``calibration``), transformer preset (SmoothQuant, fp32 LayerNorm/Softmax), symmetric activations
   (``PERFORMANCE``: on a 2-core AMX Xeon 1.03x the speed of asymmetric ``MIXED`` at batch 8, max logit difference
   0.028 vs 0.033, same top-1 agreement), per-channel int8 weights. The patch embedding (a strided
   convolution, 0.7% of the FLOPs) is left unquantised: quantising its input and weights was the largest error
   measured (max logit difference 0.126 with it, 0.031 without; top-1 agreement 97.3% -> 98.2% on the bench
-  photos). The operations left unquantised run in
-  bf16 where the CPU has it (OpenVINO's own default there), else fp32.
+  photos). The operations left unquantised run in bf16 where the CPU has it (OpenVINO's own default there), else
+  fp32.
 """
 
 from __future__ import annotations
