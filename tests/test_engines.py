@@ -87,12 +87,16 @@ def test_wrong_input_and_unsupported_arguments_are_refused(classifier):
         compiled(pixel_values=random_pixels(1), output_hidden_states=True)
 
 
-def test_openvino_bf16_is_close_to_fp32(classifier):
+def _require_openvino_bf16() -> None:
     pytest.importorskip("openvino")
     from hf_beit.acceleration import bf16_available
 
     if not bf16_available():
         pytest.skip("no native bf16 on this CPU")
+
+
+def test_openvino_bf16_is_close_to_fp32(classifier):
+    _require_openvino_bf16()
     compiled = compile_for_engine(classifier, "openvino", "bf16")
     pixels = random_pixels(4, seed=3)
     expected = _eager(classifier, pixels)["logits"]
@@ -103,11 +107,7 @@ def test_openvino_bf16_is_close_to_fp32(classifier):
 @pytest.mark.parametrize("fp32_head", [True, False])
 def test_openvino_fp32_head_keeps_the_residual_stream_fp32(classifier, fp32_head):
     """The fp32 head leaves no GEMM between the residual adds and the output, so OpenVINO keeps them in fp32."""
-    pytest.importorskip("openvino")
-    from hf_beit.acceleration import bf16_available
-
-    if not bf16_available():
-        pytest.skip("no native bf16 on this CPU")
+    _require_openvino_bf16()
     compiled = compile_for_engine(classifier, "openvino", "bf16", fp32_head=fp32_head)
     pixels = random_pixels(2, seed=5)
     logits = compiled(pixel_values=pixels).logits

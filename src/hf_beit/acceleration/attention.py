@@ -38,7 +38,7 @@ def attend(
     batch, tokens, width = qkv.shape
     head_dim = width // (3 * num_heads)
     heads = qkv.reshape(batch, tokens, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
-    if _gemm_attention_pays(qkv, bias, dropout_p) and _is_compiling_not_exporting():
+    if _is_compiling_not_exporting() and _gemm_attention_pays(qkv, bias, dropout_p):  # eager: one cheap check
         record_attention(owner, "bf16 matmuls for the compiler")
         context = _matmul_attention(heads, bias, head_dim**-0.5)
     elif _use_batched_gemms(qkv, bias, dropout_p):
