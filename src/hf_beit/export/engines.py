@@ -112,8 +112,8 @@ def compile_for_engine(
         threads: engine threads (default ``torch.get_num_threads()``; inductor only runs on that number).
         fp32_head: bf16 / int8: keep the classifier in fp32 (:class:`~hf_beit.export.engine_graph.PreciseHead`). On
             OpenVINO this also keeps the residual stream fp32, the more precise and slower choice (BEiT-base int8,
-            AMX Xeon: top-1 agreement with fp32 98.6% vs 95.8%, 6-8% slower); ``False`` lets the engine lower
-            the head with the rest.
+            AMX Xeon: top-1 agreement with fp32 98.6% vs 95.8%; 5-21% slower in two bench runs); ``False`` lets the
+            engine lower the head with the rest.
         verify: compare with the eager fp32 model on random inputs (batch 1 and 2; inductor: batch 1) and raise if
             they differ by more than ``VERIFY_TOLERANCE[precision]`` times the outputs' largest magnitude.
     """
