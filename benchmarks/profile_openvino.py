@@ -14,10 +14,10 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import torch
 
@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "GEMM peaks of this run (GFLOP/s): " + ", ".join(
         f"{name} {rate:.0f}" for name, rate in sorted(peak.best.items())), ""]
     report = "\n".join(lines)
-    Path(args.output).write_text(report)
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.output)), delete=False) as handle:
+        handle.write(report)
+    os.replace(handle.name, args.output)  # a killed run leaves the previous results whole
     print(report)
     return 0
 
