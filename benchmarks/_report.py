@@ -46,11 +46,26 @@ class Row:
 
 def forward_flops(config, batch: int) -> float:
     """2 x multiply-adds of one forward: patch embedding, per block qkv/proj/MLP GEMMs and attention, head."""
-    tokens = (config.image_size // config.patch_size) ** 2 + 1
+    return gemm_flops(config, batch) + attention_flops(config, batch)
+
+
+def gemm_flops(config, batch: int) -> float:
+    """The part of :func:`forward_flops` in GEMMs with weights: patch embedding, qkv/proj/MLP, head."""
+    tokens = _tokens(config)
     dim, hidden = config.hidden_size, config.intermediate_size
-    block = tokens * dim * (4 * dim + 2 * hidden) + 2 * tokens * tokens * dim
     patch = (tokens - 1) * dim * config.num_channels * config.patch_size**2
+    block = tokens * dim * (4 * dim + 2 * hidden)
     return 2.0 * batch * (config.num_hidden_layers * block + patch + dim * config.num_labels)
+
+
+def attention_flops(config, batch: int) -> float:
+    """The part of :func:`forward_flops` in attention: scores (q k^T) and their weighted sum of v, per block."""
+    tokens = _tokens(config)
+    return 2.0 * batch * config.num_hidden_layers * 2 * tokens * tokens * config.hidden_size
+
+
+def _tokens(config) -> int:
+    return (config.image_size // config.patch_size) ** 2 + 1
 
 
 def _find(rows: list[Row], name: str, precision: str, batch: int, training: bool = False) -> Row | None:

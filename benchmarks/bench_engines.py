@@ -82,6 +82,8 @@ def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Pat
             lambda: c.compiled_peer(timm_model, "timm", "bf16", None, freezing=True),
             lambda: c.torch_dynamic_int8(stock, "transformers", None),
         ]
+    progress.total += len(builders)
+    progress.refresh()
     contenders = []
     for build in builders:
         contenders.append(build())
@@ -183,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = optimize_for_inference(hf_beit_variant(source), "none")
         reference = torch.cat([plain(pixel_values=views[i : i + 8]).logits for i in range(0, len(views), 8)])
     del plain
-    count = 12 if args.quick else 27  # the builders in build_contenders
-    total = count + rounds8 + rounds1 + (0 if args.no_training else steps)
+    total = rounds8 + rounds1 + (0 if args.no_training else steps)  # build_contenders adds one per contender
     with tempfile.TemporaryDirectory(prefix="bench_engines_") as folder, \
             tqdm(total=total, desc="bench_engines", unit="step") as progress:
         # Training first: stock transformers caches its relative-position index process-wide, and an index made
