@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 
 import bench_preprocessing
 import torch
 from _entries import TIMM, TRANSFORMERS
 from _measure import GemmPeak, Timings
+
+from hf_beit.atomic_io import atomic_write_text
 
 MIB = 2**20
 
@@ -259,8 +259,5 @@ def write_report(path: str, rows: list[Row], peak: GemmPeak, environment: dict, 
         "",
     ]
     report = "\n".join(lines)
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
-        handle.write(report)
-    os.replace(handle.name, path)
+    atomic_write_text(path, report)
     return report

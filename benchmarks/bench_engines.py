@@ -45,6 +45,7 @@ from _report import forward_flops, onednn_version
 from _training import TrainingStep
 
 from hf_beit.acceleration import optimize_for_inference
+from hf_beit.atomic_io import atomic_write_text
 
 # photo views each contender's top-1 agreement is measured on (a multiple of both batch sizes; 114 exist)
 AGREEMENT_VIEWS, AGREEMENT_VIEWS_QUICK = 112, 24
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         results, training, peak, environment = _load_raw(args.render_only)
         config = build_hf_beit(0).config
-        Path(args.output).write_text(report := render(results, training, peak, config, environment))
+        atomic_write_text(args.output, report := render(results, training, peak, config, environment))
         print(report)
         return 0
     warnings.filterwarnings("ignore")
@@ -217,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = _environment(args, started, load_before)
     _save_raw(args.output, results, training, peak, environment)
     report = render(results, training, peak, source.config, environment)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.output)), delete=False) as handle:
-        handle.write(report)
-    os.replace(handle.name, args.output)
+    atomic_write_text(args.output, report)
     print(report)
     return 0
 
@@ -230,7 +229,7 @@ def _save_raw(output: str, results, training, peak: GemmPeak, environment: dict)
         return [{**{k: v for k, v in vars(r).items() if k != "timings"}, "seconds": r.timings.seconds} for r in items]
 
     raw = {"results": rows(results), "training": rows(training), "peak": peak.best, "environment": environment}
-    Path(output).with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    atomic_write_text(Path(output).with_suffix(".json"), json.dumps(raw, indent=1))
 
 
 def _load_raw(path: str):

@@ -20,6 +20,7 @@ import onnxruntime
 import torch
 
 import hf_beit
+from hf_beit.atomic_io import atomic_write_text
 from hf_beit.export import OnnxRunner
 from hf_beit.export.onnx_export import write_onnx
 from hf_beit.export.program import trace_for_export
@@ -119,7 +120,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     command = "python benchmarks/bench_export.py" + (f" --cases {args.cases}" if args.cases != ",".join(CASES) else "")
     text = report(rows, command, time.perf_counter() - start, (load_before, os.getloadavg()[0]))
-    Path(args.output).write_text(text)
+    atomic_write_text(args.output, text)
     print(text)
 
 

@@ -29,6 +29,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.functional import to_tensor
 from transformers import get_cosine_schedule_with_warmup
 
+from hf_beit.atomic_io import atomic_write_text
 from hf_beit.pretraining import PretrainingOptions, load_digits_images, run_pretraining
 from hf_beit.training.init_from import build_model, finetune_config
 from hf_beit.training.layer_decay import create_layer_decay_optimizer
@@ -211,7 +212,7 @@ From scratch, the model is further from convergence on a short schedule, so part
 
 Losses per epoch: `{json.dumps([round(v, 3) for v in losses])}`
 """
-    args.output.write_text(text, encoding="utf-8")
+    atomic_write_text(args.output, text)
     print(f"Wrote {args.output}")
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import hf_beit
+from hf_beit.atomic_io import atomic_write_text
 from hf_beit.pretraining import PretrainingOptions, load_digits_images, run_pretraining
 from hf_beit.probing import ProbeSettings, plot_accuracies, probe_model
 
@@ -111,7 +112,7 @@ def main(argv=None) -> None:
     lines += ["", "![probe accuracy per block](probe_digits.png)", "", "Raw results:", "", "```json",
               json.dumps({f"{n} | {s} | bn={b}": r.to_dict() for (b, s, n), r in results.items()}, indent=1),
               "```", ""]
-    args.output.write_text("\n".join(lines))
+    atomic_write_text(args.output, "\n".join(lines))
     print("\n".join(lines[:22]))
     sys.stdout.flush()
 

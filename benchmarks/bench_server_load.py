@@ -32,6 +32,7 @@ from _photos import _arrays
 from PIL import Image
 
 import hf_beit
+from hf_beit.atomic_io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
@@ -261,7 +262,7 @@ def main() -> int:
             all_cases += cases
     header = _header(args, (load_before, os.getloadavg()[0]), time.monotonic() - started)
     report = "\n".join(header + tables) + "\n"
-    Path(args.output).write_text(report)
+    atomic_write_text(args.output, report)
     print(report)
     return 0 if all(case.peak_rss_mib < args.rss_budget_mib for case in all_cases) else 1
 

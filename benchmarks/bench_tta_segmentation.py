@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 import hf_beit
+from hf_beit.atomic_io import atomic_write_text
 from hf_beit.inference.segment import segment_image
 from hf_beit.inference.tta import MMSEG_RATIOS
 from hf_beit.training import AugmentConfig
@@ -114,7 +115,7 @@ def main(argv=None) -> None:
         miou, accuracy = scores(matrix)
         lines.append(f"| {name} | {miou:.4f} | {accuracy:.4f} | {seconds[name] / args.eval_images:.3f} |")
     lines.append("")
-    args.output.write_text("\n".join(lines))
+    atomic_write_text(args.output, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -29,6 +28,7 @@ from _peers import build_hf_beit, hf_beit_variant
 from _photos import calibration_views, photo_views
 from _report import gemm_flops
 
+from hf_beit.atomic_io import atomic_write_text
 from hf_beit.export import compile_for_engine
 
 GEMM_NODES = {"FullyConnected", "FullyConnectedQuantizedLegacy", "Convolution", "MatMul"}
@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "GEMM peaks of this run (GFLOP/s): " + ", ".join(
         f"{name} {rate:.0f}" for name, rate in sorted(peak.best.items())), ""]
     report = "\n".join(lines)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(args.output)), delete=False) as handle:
-        handle.write(report)
-    os.replace(handle.name, args.output)  # a killed run leaves the previous results whole
+    atomic_write_text(args.output, report)  # a killed run leaves the previous results whole
     print(report)
     return 0
 
