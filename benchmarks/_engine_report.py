@@ -144,13 +144,3 @@ def detail_table(results: list[Result], peak: GemmPeak, flops: float) -> list[st
         )
     return lines + [""]
 
-
-def peak_table(peak: GemmPeak) -> list[str]:
-    lines = [
-        "### GEMM peaks of this run (BEiT-base batch-8 shapes, best seen)",
-        "",
-        "| kernel | GFLOP/s |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {rate:.0f} |" for name, rate in peak.best.items()]
-    return lines + [""]

@@ -37,11 +37,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _contenders as c
 import bench_model
-from _engine_report import Result, detail_table, peak_table, result, summary_table, target_lines
+from _engine_report import Result, detail_table, result, summary_table, target_lines
 from _measure import GemmPeak, Timings, time_call
 from _peers import build_hf_beit, hf_beit_variant, to_timm, to_transformers
 from _photos import calibration_views, photo_views
-from _report import forward_flops, onednn_version
+from _report import forward_flops, onednn_version, peak_table
 from _training import TrainingStep
 
 from hf_beit.acceleration import optimize_for_inference
@@ -228,7 +228,8 @@ def _save_raw(output: str, results, training, peak: GemmPeak, environment: dict)
     def rows(items):
         return [{**{k: v for k, v in vars(r).items() if k != "timings"}, "seconds": r.timings.seconds} for r in items]
 
-    raw = {"results": rows(results), "training": rows(training), "peak": peak.best, "environment": environment}
+    raw = {"results": rows(results), "training": rows(training), "peak": peak.best, "peak_shapes": peak.best_shape,
+           "environment": environment}
     atomic_write_text(Path(output).with_suffix(".json"), json.dumps(raw, indent=1))
 
 
@@ -241,6 +242,7 @@ def _load_raw(path: str):
 
     peak = GemmPeak.__new__(GemmPeak)
     peak.best = raw["peak"]
+    peak.best_shape = {name: tuple(shape) for name, shape in raw.get("peak_shapes", {}).items()}
     return rows(raw["results"]), rows(raw["training"]), peak, raw["environment"]
 
 
