@@ -53,19 +53,23 @@ def node_class(node, attention: set[str]) -> str:
     return "GEMM" if node.node_type in GEMM_NODES else "other"
 
 
-def profile(compiled, pixels, rounds: int) -> tuple[float, Counter]:
-    """Median wall time of ``rounds`` calls and the mean milliseconds per node class."""
+def profile(compiled, pixels, rounds: int) -> tuple[float, Counter, Counter]:
+    """Median wall time of ``rounds`` calls, the mean milliseconds per node class and, of the ``other`` class, per
+    node and kernel type."""
     request, attention = compiled.create_infer_request(), attention_nodes(compiled)
     for _ in range(3):
         request.infer({0: pixels})
-    walls, per_class = [], Counter()
+    walls, per_class, other = [], Counter(), Counter()
     for _ in range(rounds):
         start = time.perf_counter()
         request.infer({0: pixels})
         walls.append(time.perf_counter() - start)
         for node in request.profiling_info:
-            per_class[node_class(node, attention)] += node.real_time.total_seconds() * 1e3 / rounds
-    return statistics.median(walls) * 1e3, per_class
+            kind, ms = node_class(node, attention), node.real_time.total_seconds() * 1e3 / rounds
+            per_class[kind] += ms
+            if kind == "other":
+                other[f"{node.node_type} ({node.exec_type})"] += ms
+    return statistics.median(walls) * 1e3, per_class, other
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             model = backend.model.clone()
             model.reshape({model.inputs[0]: [batch, *views.shape[1:]]})
             compiled = openvino.Core().compile_model(model, "CPU", {**backend.config(), "PERF_COUNT": True})
-            wall, per_class = profile(compiled, views[:batch], args.rounds)
+            wall, per_class, other = profile(compiled, views[:batch], args.rounds)
             peak.probe()
-            rows.append((precision, fp32_head, batch, wall, per_class))
+            rows.append((precision, fp32_head, batch, wall, per_class, other))
     lines = ["# hf_beit's OpenVINO path per node class (OpenVINO PERF_COUNT)", "",
              f"- command: python benchmarks/profile_openvino.py --threads {args.threads} --rounds {args.rounds}",
              f"- cpu: {bench_model._cpu_name()}, threads {args.threads}",
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
              "| precision | head | batch | ms per call | GEMM ms (share) | GEMM GFLOP/s (% of peak) "
              "| attention ms (share) | other ms (share) | bound: time / GEMM time at peak |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for precision, fp32_head, batch, wall, per_class in rows:
+    for precision, fp32_head, batch, wall, per_class, _ in rows:
         nodes = sum(per_class.values())
         flops = gemm_flops(config, batch)
         rate, best = flops / per_class["GEMM"] / 1e6, peak.peak(precision)
@@ -117,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                      f"| {wall / (flops / best / 1e6):.2f}x |")
     lines += ["", "GEMM peaks of this run (GFLOP/s): " + ", ".join(
         f"{name} {rate:.0f}" for name, rate in sorted(peak.best.items())), ""]
+    lines += ["The largest parts of `other` (node type, kernel): ms per call", "",
+              "| precision | head | batch | largest four |", "|---|---|---|---|"]
+    for precision, fp32_head, batch, _, _, other in rows:
+        largest = ", ".join(f"{name} {ms:.2f}" for name, ms in other.most_common(4))
+        lines.append(f"| {precision} | {'fp32' if fp32_head else 'lowered'} | {batch} | {largest} |")
+    lines.append("")
     report = "\n".join(lines)
     atomic_write_text(args.output, report)  # a killed run leaves the previous results whole
     print(report)
