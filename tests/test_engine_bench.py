@@ -38,3 +38,24 @@ def test_calibration_views_are_not_evaluation_views():
     assert calibration.shape == (95, 3, 224, 224)
     distances = torch.cdist(calibration.flatten(1), evaluation.flatten(1))
     assert distances.min().item() > 1.0
+
+
+def test_agreement_runs_every_view_in_order_at_the_contenders_batch_size():
+    from bench_engines import AGREEMENT_VIEWS, AGREEMENT_VIEWS_QUICK, agreement_logits
+
+    class RecordingContender:
+        def __init__(self):
+            self.batches = []
+
+        def logits(self, pixels):
+            self.batches.append(len(pixels))
+            return pixels.flatten(1)[:, :2]
+
+    views = torch.randn(24, 3, 4, 4)
+    contender = RecordingContender()
+    logits = agreement_logits(contender, views, 8)
+    assert contender.batches == [8, 8, 8]
+    assert torch.equal(logits, views.flatten(1)[:, :2])
+    for count in (AGREEMENT_VIEWS, AGREEMENT_VIEWS_QUICK):  # whole batches of 8 (and 1), all of them available
+        assert count % 8 == 0
+    assert len(photo_views(AGREEMENT_VIEWS)) == AGREEMENT_VIEWS
