@@ -8,8 +8,8 @@ knowledge applied; inductor on the same rewritten model; also with the classifie
 int8 dynamic), torch.compile (default and with weight freezing), eager PyTorch -- in fp32, bf16 and int8 at batch 8
 and 1. Every round times every contender once on the next photos, in a shuffled order (interleaved, so load from
 other processes hits all alike) and probes the GEMM peak per precision; the tables use medians. Top-1 agreement is
-with hf_beit's plain fp32 path on 112 views of real photographs (``_photos.photo_views``), run untimed after the
-rounds at the contender's batch size; int8 calibration uses other views of the same photos
+with hf_beit's plain fp32 path on ``AGREEMENT_VIEWS`` views of real photographs (``_photos.photo_views``), run
+untimed after the rounds at the contender's batch size; int8 calibration uses other views of the same photos
 (``_photos.calibration_views``). A fine-tuning step (fp32 and bf16 autocast; eager and compiled) is timed the same
 way.
 
