@@ -238,3 +238,86 @@ def test_batch_norm_after_a_transposed_convolution_is_folded():
         expected = segmenter(pixel_values=pixels, interpolate_pos_encoding=True).logits
         got = folded(pixel_values=pixels, interpolate_pos_encoding=True).logits
     assert (got - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+def test_an_empty_batch_gives_empty_outputs(classifier, engine):
+    pytest.importorskip(engine)
+    compiled = compile_for_engine(classifier, engine, "fp32", verify=False)
+    out = compiled(pixel_values=torch.zeros(0, 3, 32, 32))  # OpenVINO 2026.4 crashed the process on this
+    assert out.logits.shape == (0, classifier.config.num_labels)
+    assert out.logits.dtype == torch.float32
+
+
+def test_bad_calibration_and_threads_are_refused_before_compiling(classifier):
+    from PIL import Image
+
+    good = random_pixels(2)
+    cases = {
+        "shape (N, 3, 32, 32) with N >= 1; got shape (2, 3, 40, 40)": random_pixels(2, size=40),
+        "got shape (3, 32, 32)": good[0],
+        "got shape (0, 3, 32, 32)": good[:0],
+        "got a list": [Image.new("RGB", (32, 32))],
+        "got torch.uint8 values": (good * 100).clamp(0, 255).to(torch.uint8),
+        "NaN or infinite": good.clone().fill_(float("nan")),
+    }
+    for message, calibration in cases.items():
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            compile_for_engine(classifier, "onnxruntime", "int8", calibration=calibration)
+    for threads in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="threads must be a positive whole number"):
+            compile_for_engine(classifier, "onnxruntime", "fp32", threads=threads)
+
+
+def test_nncf_output_goes_to_the_stream_given_never_to_stdout(capsys):
+    import io
+    import logging
+
+    pytest.importorskip("nncf")
+    from nncf.common.logging import nncf_logger
+
+    from hf_beit.export.engine_openvino import _nncf_output
+
+    handler = logging.StreamHandler(sys.stdout)
+    nncf_logger.addHandler(handler)
+    try:
+        target = io.StringIO()
+        with _nncf_output(target):
+            nncf_logger.info("a message")
+            print("a progress bar")
+        with _nncf_output(None):
+            nncf_logger.info("hidden")
+            print("hidden")
+        nncf_logger.info("after")
+    finally:
+        nncf_logger.removeHandler(handler)
+    assert "a message" in target.getvalue() and "a progress bar" in target.getvalue()
+    out = capsys.readouterr().out
+    assert "hidden" not in out and "a message" not in out and "a progress bar" not in out
+    assert handler.stream is sys.stdout  # restored: "after" went to stdout again
+    assert "after" in out
+
+
+@pytest.mark.parametrize("skip_errors", [False, True])
+def test_predict_cli_openvino_int8_calibrates_on_the_readable_images(tmp_path, capsys, skip_errors):
+    pytest.importorskip("nncf")
+    import json
+
+    from test_inference_utils import save_repo, tiny_classifier, write_images
+
+    from hf_beit.cli import main
+
+    repo = save_repo(tiny_classifier(), tmp_path / "model")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    images = write_images(tmp_path, 3, size=(40, 30))
+    argv = ["predict", str(repo), str(broken), *map(str, images), "--engine", "openvino", "--precision", "int8"]
+    code = main(argv + ["--skip-errors"] * skip_errors)
+    captured = capsys.readouterr()
+    assert captured.out.startswith("["), captured.err[-2000:]
+    printed = json.loads(captured.out)  # only the results on stdout, not NNCF's progress
+    assert code == (0 if skip_errors else 1)
+    classified = [r for r in printed if "predictions" in r]
+    assert [r["image"] for r in classified] == [str(path) for path in images]
+    assert ("broken.png" in json.dumps(printed)) is not skip_errors
+    assert "broken.png" in captured.err

@@ -103,3 +103,7 @@ def test_skip_errors_leaves_bad_files_out_and_exits_0(tmp_path, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("hf-beit predict: error: None of the 1 images could be read")
     assert not (tmp_path / "none.json").exists()
+    # without the flag, nothing readable: each gets its error entry, exit code 1, and the summary says none worked
+    assert main(["predict", str(repo), str(broken), "--output", str(out), "--quiet"]) == 1
+    assert [sorted(r) for r in json.loads(out.read_text())] == [["error", "image"]]
+    assert "none of the 1 images could be processed (listed above)." in capsys.readouterr().err

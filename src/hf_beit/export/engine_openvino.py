@@ -22,8 +22,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -52,7 +58,7 @@ class OpenVinoBackend:
 
     @classmethod
     def from_program(cls, program: torch.export.ExportedProgram, precision: str, threads: int,
-                     calibration: np.ndarray | None = None) -> OpenVinoBackend:
+                     calibration: np.ndarray | None = None, progress: bool = True) -> OpenVinoBackend:
         """Convert ``program`` (int8: then quantise it with NNCF on ``calibration``) and wrap it."""
         ov = require("openvino", "The OpenVINO engine", extra="openvino")
         start = time.perf_counter()
@@ -60,7 +66,7 @@ class OpenVinoBackend:
         timings = {"convert": time.perf_counter() - start}
         if precision == "int8":
             start = time.perf_counter()
-            model = quantize_int8(model, calibration)
+            model = quantize_int8(model, calibration, progress)
             timings["quantize"] = time.perf_counter() - start
         return cls(model, precision, threads, timings)
 
@@ -98,8 +104,11 @@ class OpenVinoBackend:
         }
 
 
-def quantize_int8(model, calibration: np.ndarray | None):
-    """NNCF static int8 of an OpenVINO model, activation ranges from ``calibration`` (N images, one per item)."""
+def quantize_int8(model, calibration: np.ndarray | None, progress: bool = True):
+    """NNCF static int8 of an OpenVINO model, activation ranges from ``calibration`` (N images, one per item).
+
+    NNCF's progress bars and messages go to stderr (``progress=False``: nowhere), never to stdout, where a command
+    may be writing its results."""
     nncf = require("nncf", "int8 quantisation for OpenVINO", extra="openvino")
     if calibration is None or len(calibration) == 0:
         raise ValueError(
@@ -107,11 +116,34 @@ def quantize_int8(model, calibration: np.ndarray | None):
             "preprocessed pixel_values (a few dozen images of the kind the model will see)."
         )
     items = [np.ascontiguousarray(calibration[i : i + 1], dtype=np.float32) for i in range(len(calibration))]
-    return nncf.quantize(
-        model,
-        nncf.Dataset(items),
-        model_type=nncf.ModelType.TRANSFORMER,
-        subset_size=len(items),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        ignored_scope=nncf.IgnoredScope(types=["Convolution"]),  # the patch embedding: see the module docstring
-    )
+    with _nncf_output(sys.stderr if progress else None):
+        return nncf.quantize(
+            model,
+            nncf.Dataset(items),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(items),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            ignored_scope=nncf.IgnoredScope(types=["Convolution"]),  # the patch embedding: see the module docstring
+        )
+
+
+@contextlib.contextmanager
+def _nncf_output(stream: TextIO | None) -> Iterator[None]:
+    """Inside the block NNCF's progress bars (rich, on ``sys.stdout``) and its logger write to ``stream`` (``None``:
+    nowhere)."""
+    from nncf.common.logging import nncf_logger
+
+    with contextlib.ExitStack() as stack:
+        if stream is None:
+            stream = stack.enter_context(open(os.devnull, "w"))
+        handlers = [h for h in nncf_logger.handlers if isinstance(h, logging.StreamHandler)]
+        previous = [(handler, handler.stream) for handler in handlers]
+        # assigned, not setStream(): that flushes the stream replaced, which may be closed by now
+        for handler in handlers:
+            handler.stream = stream
+        try:
+            with contextlib.redirect_stdout(stream):
+                yield
+        finally:
+            for handler, original in previous:
+                handler.stream = original

@@ -77,6 +77,8 @@ class EngineModel:
                 f"{expected[1]}, {expected[2]}); got {tuple(array.shape)}. Resize the images or compile again with "
                 "image_size=(H, W)."
             )
+        if array.shape[0] == 0:  # engines compile per batch size; an empty batch gets batch 1's outputs, cut to 0
+            return [output[:0] for output in self.backend.run(np.zeros((1, *expected), dtype=np.float32))]
         return self.backend.run(array)
 
     def __repr__(self) -> str:
@@ -97,6 +99,7 @@ def compile_for_engine(
     threads: int | None = None,
     fp32_head: bool = True,
     verify: bool = True,
+    progress: bool = True,
 ) -> EngineModel:
     """Compile ``model`` (a BEiT task model; the caller's object is not changed) with an inference engine.
 
@@ -108,8 +111,10 @@ def compile_for_engine(
             ``"int8"`` (OpenVINO: static int8 calibrated on ``calibration``; ONNX Runtime: dynamic int8).
         task, image_size, outputs: as in :func:`~hf_beit.export.export_program` (fixed resolution, default the
             config's ``image_size``).
-        calibration: preprocessed ``pixel_values`` (N, C, H, W) for OpenVINO int8 activation ranges.
+        calibration: preprocessed ``pixel_values`` (N, C, H, W) at the compiled resolution: OpenVINO int8 takes its
+            activation ranges from them, and the build-time check (``verify``) runs on the first of them.
         threads: engine threads (default ``torch.get_num_threads()``; inductor only runs on that number).
+        progress: show the quantiser's progress bars and messages (on stderr); ``False`` hides them.
         fp32_head: bf16 / int8: keep the classifier in fp32 (:class:`~hf_beit.export.engine_graph.PreciseHead`). On
             OpenVINO this also keeps the residual stream fp32, the more precise and slower choice (BEiT-base int8,
             AMX Xeon: top-1 agreement with fp32 98.6% vs 95.8%; 5-21% slower in two bench runs); ``False`` lets the
@@ -123,6 +128,8 @@ def compile_for_engine(
         raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}.")
     if image_size == DYNAMIC:
         raise UnsupportedExportError("Engines compile a fixed resolution: pass image_size=None, H or (H, W).")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive whole number (or None for PyTorch's), got {threads!r}.")
     threads = threads or torch.get_num_threads()
     if engine == "openvino":
         require("openvino", "The OpenVINO engine", extra="openvino")
@@ -139,6 +146,8 @@ def compile_for_engine(
     names = resolve_outputs(module, task, outputs)
     timings, start = {}, time.perf_counter()
     size = _fixed_size(module.config, image_size)
+    if calibration is not None:
+        calibration = checked_calibration(calibration, (module.config.num_channels, *size))
     grid = (size[0] // module.config.patch_size_2d[0], size[1] // module.config.patch_size_2d[1])
     # inductor compiles under autocast, where folding the layer scale costs precision (engine_inductor)
     fold_scale = engine != "inductor" or precision == "fp32"
@@ -153,7 +162,7 @@ def compile_for_engine(
         traced = trace_for_export(prepared, task, batch=DYNAMIC, image_size=size, outputs=names)
         timings["torch.export"] = time.perf_counter() - start
         reference = traced.reference
-        backend = _backend(engine, traced, precision, threads, calibration)
+        backend = _backend(engine, traced, precision, threads, calibration, progress)
         checked_batches = (1, 2)
     timings.update(backend.timings)
     compiled = EngineModel(backend, engine, precision, task, names, module.config, size)
@@ -164,12 +173,12 @@ def compile_for_engine(
     return compiled
 
 
-def _backend(engine: str, traced, precision: str, threads: int, calibration):
+def _backend(engine: str, traced, precision: str, threads: int, calibration, progress: bool):
     if engine == "openvino":
         from .engine_openvino import OpenVinoBackend
 
-        data = None if calibration is None else _as_float32(calibration)
-        return OpenVinoBackend.from_program(traced.program, precision, threads, calibration=data)
+        return OpenVinoBackend.from_program(traced.program, precision, threads, calibration=calibration,
+                                            progress=progress)
     from .engine_onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(traced, precision, threads)
@@ -208,6 +217,24 @@ def _verify(compiled: EngineModel, reference: nn.Module, size: tuple[int, int], 
                 )
             worst = max(worst, difference)
     return worst
+
+
+def checked_calibration(calibration, shape: tuple[int, int, int]) -> np.ndarray:
+    """``calibration`` as a float32 ``(N, *shape)`` array, or a ValueError saying what is wrong with it."""
+    wanted = f"preprocessed pixel_values of shape (N, {', '.join(map(str, shape))})"
+    if not isinstance(calibration, (torch.Tensor, np.ndarray)):
+        raise ValueError(f"calibration must be {wanted} (a tensor or array, e.g. the image processor's output); "
+                         f"got a {type(calibration).__name__}.")
+    if not (calibration.dtype.is_floating_point if isinstance(calibration, torch.Tensor)
+            else np.issubdtype(calibration.dtype, np.floating)):
+        raise ValueError(f"calibration must be {wanted}, normalised floats as the image processor returns them; got "
+                         f"{calibration.dtype} values (raw pixels?).")
+    if calibration.ndim != 4 or tuple(calibration.shape[1:]) != shape or calibration.shape[0] == 0:
+        raise ValueError(f"calibration must be {wanted} with N >= 1; got shape {tuple(calibration.shape)}.")
+    array = _as_float32(calibration)
+    if not np.isfinite(array).all():
+        raise ValueError("calibration holds NaN or infinite values.")
+    return array
 
 
 def _as_float32(pixel_values: torch.Tensor | np.ndarray) -> np.ndarray:

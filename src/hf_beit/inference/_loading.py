@@ -65,7 +65,8 @@ def load_image_processor(path: str | os.PathLike) -> Any:
     if not (repo / "preprocessor_config.json").is_file():
         raise FileNotFoundError(
             f"{str(repo)!r} has no preprocessor_config.json. Save one with "
-            "`hf_beit.BeitImageProcessor(...).save_pretrained(repo)` or pass `image_processor=` explicitly."
+            "`hf_beit.BeitImageProcessor(...).save_pretrained(repo)` (in Python, an `image_processor=` argument also "
+            "works)."
         )
     return _hf_beit_attr("BeitImageProcessor").from_pretrained(str(repo))
 

@@ -63,22 +63,45 @@ def _report_failures(command: str, failed: list[tuple[str, str]], total: int,
     """Name every image that could not be processed (stderr); exit code 1 if there is one, else 0."""
     for _, message in failed:
         print(f"hf-beit {command}: {message}", file=sys.stderr)
-    if failed:
+    if failed and len(failed) == total:
+        print(f"hf-beit {command}: none of the {total} images could be processed (listed above).", file=sys.stderr)
+    elif failed:
         print(f"hf-beit {command}: {len(failed)} of {total} images failed (listed above); {outcome}.", file=sys.stderr)
     return 1 if failed else 0
 
 
+CALIBRATION_IMAGES = 32
+
+
 def _engine_model(model, processor, paths, args: argparse.Namespace):
     """``--engine``: the model compiled by OpenVINO / ONNX Runtime / inductor (OpenVINO int8 calibrated on the first
-    32 images)."""
+    ``CALIBRATION_IMAGES`` readable images; the unreadable ones get their error entries when classified)."""
     from ..export import compile_for_engine
-    from ._images import open_rgb
 
     calibration = None
     if args.precision == "int8" and args.engine == "openvino":
-        images = [open_rgb(path) for path in paths[:32]]
+        images = _readable_images(paths, CALIBRATION_IMAGES)
+        if not images:
+            raise ValueError(f"None of the {len(paths)} images could be read, so there is nothing to calibrate int8 "
+                             "on; no report was written.")
         calibration = processor(images=images, return_tensors="pt")["pixel_values"]
-    return compile_for_engine(model, args.engine, args.precision, calibration=calibration)
+    return compile_for_engine(model, args.engine, args.precision, calibration=calibration, progress=not args.quiet)
+
+
+def _readable_images(paths, count: int) -> list:
+    """The first ``count`` of ``paths`` that open as images (the others are skipped here)."""
+    from ..image_errors import InvalidImageError
+    from ._images import open_rgb
+
+    images = []
+    for path in paths:
+        if len(images) == count:
+            break
+        try:
+            images.append(open_rgb(path))
+        except InvalidImageError:
+            continue
+    return images
 
 
 def _run_segment(args: argparse.Namespace) -> int:
@@ -154,11 +177,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               "default: each gets an error entry and the exit code is 1)")
     predict.add_argument("--engine", choices=("pytorch", *ENGINES), default="pytorch",
                          help="run the model in PyTorch (hf_beit's kernels) or compiled by an inference engine "
-                              "(openvino, onnxruntime: extras openvino, export; inductor: torch.compile, fp32/bf16, "
-                              "compiled once per batch size)")
+                              "(openvino: fp32/bf16/int8, extra openvino; onnxruntime: fp32/int8, extra export; "
+                              "inductor: torch.compile, fp32/bf16, compiled once per batch size)")
     predict.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp32",
                          help="inference precision (PyTorch: optimize_for_inference; engines: compile_for_engine; "
-                              "int8 on OpenVINO is calibrated on the first 32 images)")
+                              f"int8 on OpenVINO is calibrated on the first {CALIBRATION_IMAGES} readable images)")
     predict.set_defaults(func=guarded(_quietly(_run_predict)))
 
     segment = subparsers.add_parser("segment", help="semantic segmentation: class-id mask + overlay PNG per image")
