@@ -130,3 +130,21 @@ def test_cli_reports_errors_with_exit_code(tmp_path, capsys):
     _assert_nothing_written(tmp_path, tmp_path / "out")
     assert main(["--checkpoint", str(tmp_path / "missing.pth"), "--output", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("removed", "message"), [
+    ("cls_token", r"missing or misshapen: beit\.embeddings\.cls_token"),
+    ("patch_embed.proj.bias", r"missing or misshapen: beit\.embeddings\.patch_embeddings\.projection\.bias"),
+    # every block's gamma_1 gone: the config then has no layer scale, and the gamma_2 are left over
+    ("blocks.*.gamma_1", r"unknown: beit\.encoder\.layer\.0\.lambda_2, beit\.encoder\.layer\.1\.lambda_2"),
+])
+def test_a_checkpoint_with_a_weight_missing_is_refused_not_filled_at_random(tmp_path, removed, message):
+    torch.manual_seed(0)
+    state = make_mim_checkpoint(depth=2)
+    for key in [removed] if "*" not in removed else [removed.replace("*", str(i)) for i in range(2)]:
+        del state[key]
+    path = tmp_path / "incomplete.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(ConversionError, match=message):
+        _convert(path, tmp_path / "out")
+    _assert_nothing_written(tmp_path, tmp_path / "out")

@@ -72,6 +72,26 @@ def _labels(task: str, num_labels: int | None, entry: ReleasedCheckpoint | None)
     return (labels, label_set) if num_labels in (None, len(labels)) else (None, None)
 
 
+def _check_complete(retargeted, task, relabelled: bool) -> None:
+    """A checkpoint converted for its own task must fill the whole model and nothing else: a missing, misshapen or
+    unknown weight would otherwise be initialised at random or dropped (only a head sized for new labels is new)."""
+    fresh_head = task.label_prefixes if relabelled else ()
+    missing = [key for key in retargeted.new_keys if not (fresh_head and key.startswith(fresh_head))]
+    unknown = [key for key in retargeted.dropped_keys
+               if key not in missing and not (fresh_head and key.startswith(fresh_head))]
+    problems = [f"{what}: {_some(keys)}" for what, keys in (("missing or misshapen", missing), ("unknown", unknown))
+                if keys]
+    if problems:
+        raise ConversionError(
+            f"The checkpoint does not match the model it describes ({'; '.join(problems)}; names as in "
+            "transformers' BEiT): it may be damaged, cut short or from another architecture."
+        )
+
+
+def _some(keys: list[str], shown: int = 6) -> str:
+    return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+
 def _base_model(entry: ReleasedCheckpoint | None, same_task: bool, repo_id: str | None) -> str | None:
     """The card's ``base_model``: the entry's parent, or the entry itself when it was re-targeted to another task."""
     if entry is None:
@@ -161,6 +181,8 @@ def convert_checkpoint(
             retargeted = retarget_state_dict(convert_state_dict(state_dict, facts.task), source, config)
         except RetargetingError as error:
             raise ConversionError(str(error)) from error
+        if task == facts.task:
+            _check_complete(retargeted, get_task(task), relabelled=not same_head)
         notes = [
             f"Read `{Path(checkpoint).name}` (weights under `{original.container}`).",
             *retargeted.notes,
