@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..cli_types import positive_int
 from ..command_errors import guarded
 
 
@@ -19,7 +20,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--split", default=None, help="split to score (default: test, else validation, else train)")
     parser.add_argument("--output", default=None, help="folder for metrics.json and the pictures (written atomically)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--label-column", default=None, help="default: label/labels (annotation for segmentation)")
     parser.add_argument("--threshold", type=float, default=0.5, help="multi-label: probability that predicts a class")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from ..cli_types import positive_int
 from ..command_errors import guarded
 from ..export.engine_names import ENGINE_PRECISIONS, ENGINES
 
@@ -162,7 +163,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     predict = subparsers.add_parser("predict", help="classify images (top-k labels; JSON or CSV)")
     _add_common(predict)
-    predict.add_argument("--batch-size", type=int, default=8)
+    predict.add_argument("--batch-size", type=positive_int, default=8)
     predict.add_argument("--top-k", type=int, default=None,
                          help="labels per image (default 5; multi-label models: all above --threshold)")
     predict.add_argument("--threshold", type=float, default=0.5, help="multi-label models: minimum sigmoid score")
@@ -195,7 +196,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--resize-scale", type=int, nargs=2, metavar=("LONG", "SHORT"),
                          help="keep-ratio resize to fit LONG x SHORT first (default: 4*crop x crop, e.g. 2560 640)")
     segment.add_argument("--no-resize", action="store_true", help="slide over the image at its own size")
-    segment.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    segment.add_argument("--batch-size", type=positive_int, default=4, help="windows per forward pass")
     segment.add_argument("--no-legend", action="store_true",
                          help="overlays without the legend panel (the classes present, in their colours): the blend "
                               "alone, at the image's size")

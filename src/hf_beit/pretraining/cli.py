@@ -15,6 +15,8 @@ import argparse
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
+from hf_beit.cli_types import non_negative_float, non_negative_int, positive_float, positive_int
+from hf_beit.command_errors import guarded
 from hf_beit.pretraining.defaults import DEFAULT_PRESET, PRETRAINING_DEFAULTS
 
 if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
@@ -74,20 +76,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="Normalise with ImageNet mean/std instead of 0.5/0.5 (unilm's IN-1k runs).")
 
     opt = parser.add_argument_group("optimisation (unilm defaults)")
-    opt.add_argument("--epochs", type=float, default=800)
+    opt.add_argument("--epochs", type=positive_float, default=800)
     opt.add_argument("--max-steps", type=int, default=-1)
-    opt.add_argument("--batch-size", type=int, default=64, help="Per-device batch size.")
-    opt.add_argument("--learning-rate", type=float, default=PRETRAINING_DEFAULTS["learning_rate"])
-    opt.add_argument("--min-lr", type=float, default=PRETRAINING_DEFAULTS["lr_scheduler_kwargs"]["min_lr"])
+    opt.add_argument("--batch-size", type=positive_int, default=64, help="Per-device batch size.")
+    opt.add_argument("--learning-rate", type=positive_float, default=PRETRAINING_DEFAULTS["learning_rate"])
+    opt.add_argument("--min-lr", type=non_negative_float, default=PRETRAINING_DEFAULTS["lr_scheduler_kwargs"]["min_lr"])
     opt.add_argument("--weight-decay", type=float, default=PRETRAINING_DEFAULTS["weight_decay"])
     opt.add_argument("--clip-grad", type=float, default=PRETRAINING_DEFAULTS["max_grad_norm"])
-    opt.add_argument("--warmup-epochs", type=float, default=10)
-    opt.add_argument("--warmup-steps", type=int, help="Overrides --warmup-epochs.")
+    opt.add_argument("--warmup-epochs", type=non_negative_float, default=10)
+    opt.add_argument("--warmup-steps", type=non_negative_int, help="Overrides --warmup-epochs.")
     opt.add_argument("--seed", type=int, default=0)
-    opt.add_argument("--num-workers", type=int, default=0)
-    opt.add_argument("--logging-steps", type=int, default=50)
-    opt.add_argument("--save-steps", type=int, default=1000)
-    parser.set_defaults(func=run_pretrain)
+    opt.add_argument("--num-workers", type=non_negative_int, default=0)
+    opt.add_argument("--logging-steps", type=positive_int, default=50)
+    opt.add_argument("--save-steps", type=positive_int, default=1000)
+    parser.set_defaults(func=guarded(run_pretrain))
 
 
 def _load_dataset(args: argparse.Namespace, image_size: int):
@@ -97,7 +99,7 @@ def _load_dataset(args: argparse.Namespace, image_size: int):
         images, _ = load_digits_images(image_size)
         return images
     if not args.data_dir:
-        raise SystemExit("--data-dir is required with --dataset imagefolder (or use --dataset digits).")
+        raise ValueError("--data-dir is required with --dataset imagefolder (or use --dataset digits).")
     return ImageFolderDataset(args.data_dir)
 
 
@@ -107,7 +109,7 @@ def _load_tokenizer(args: argparse.Namespace) -> VisualTokenizer | None:
     if args.tokenizer == "kmeans":
         return None  # fitted on the data by run_pretraining
     if not args.tokenizer_path:
-        raise SystemExit(f"--tokenizer {args.tokenizer} needs --tokenizer-path.")
+        raise ValueError(f"--tokenizer {args.tokenizer} needs --tokenizer-path.")
     if args.tokenizer == "dalle":
         return load_dalle_encoder(args.tokenizer_path, trust_pickle=args.trust_pickle)
     if args.tokenizer == "vqkd":
@@ -137,18 +139,15 @@ def options_from_args(args: argparse.Namespace) -> PretrainingOptions:
 
 def run_pretrain(args: argparse.Namespace) -> int:
     from hf_beit import BeitConfig
+    from hf_beit.atomic_io import check_output_folder
     from hf_beit.pretraining.recipe import run_pretraining
 
+    check_output_folder(args.output_dir, overwrite=args.overwrite or args.resume)  # before any slow work
     options = options_from_args(args)
     image_size = options.model_overrides.get("image_size") or BeitConfig.from_preset(options.preset).image_size_2d[0]
     dataset = _load_dataset(args, image_size)
-    try:
-        tokenizer = _load_tokenizer(args)
-        summary = run_pretraining(dataset, options, tokenizer=tokenizer)
-    except (FileExistsError, FileNotFoundError, ImportError, ValueError) as error:
-        raise SystemExit(f"hf-beit pretrain: {error}") from error
-    last = summary["losses"][-1] if summary["losses"] else float("nan")
-    print(
-        f"Pre-trained {summary['global_step']} steps (last logged loss {last:.4f}); model written to {args.output_dir}"
-    )
+    tokenizer = _load_tokenizer(args)
+    summary = run_pretraining(dataset, options, tokenizer=tokenizer)
+    logged = f"last logged loss {summary['losses'][-1]:.4f}" if summary["losses"] else "no loss logged yet"
+    print(f"Pre-trained {summary['global_step']} steps ({logged}); model written to {args.output_dir}")
     return 0

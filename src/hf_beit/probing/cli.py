@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli_types import positive_float, positive_int
 from ..command_errors import guarded
 
 
@@ -50,9 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, help="folder for probe_results.json and probe_accuracy.png")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     parser.add_argument("--eval-split", default="validation", help="split the accuracy is measured on")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=4e-3, help="AdamW learning rate (cosine to 0)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=positive_int, default=100)
+    parser.add_argument("--lr", type=positive_float, default=4e-3, help="AdamW learning rate (cosine to 0)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--batch-norm", action="store_true",
                         help="BatchNorm (no affine) before each head, as MAE's probes (unilm: none)")

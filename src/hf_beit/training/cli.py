@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 
+from ..cli_types import below_one, non_negative_float, non_negative_int, positive_float, positive_int
 from ..command_errors import guarded
 from .augment_settings import AugmentConfig
 
@@ -40,19 +41,19 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init-from", default=None, help="saved BEiT model dir (MIM, classification, segmentation)")
     group.add_argument("--config", default="tiny", help="from scratch: 'tiny', a preset name or a config.json")
     group.add_argument("--image-size", type=int, default=None, help="default: the config's image_size")
-    group.add_argument("--drop-path", type=float, default=0.1)
+    group.add_argument("--drop-path", type=below_one, default=0.1)
     group.add_argument("--head-init-scale", type=float, default=0.001, help="unilm init_scale of a new head")
 
 
 def _add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("optimisation (unilm defaults)")
-    group.add_argument("--epochs", type=float, default=30.0)
+    group.add_argument("--epochs", type=positive_float, default=30.0)
     group.add_argument("--max-steps", type=int, default=-1, help="overrides --epochs when > 0")
-    group.add_argument("--batch-size", type=int, default=64, help="per process")
-    group.add_argument("--eval-batch-size", type=int, default=None)
-    group.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    group.add_argument("--lr", type=float, default=5e-4, dest="learning_rate")
-    group.add_argument("--min-lr", type=float, default=1e-6, dest="min_learning_rate")
+    group.add_argument("--batch-size", type=positive_int, default=64, help="per process")
+    group.add_argument("--eval-batch-size", type=positive_int, default=None)
+    group.add_argument("--gradient-accumulation-steps", type=positive_int, default=1)
+    group.add_argument("--lr", type=positive_float, default=5e-4, dest="learning_rate")
+    group.add_argument("--min-lr", type=non_negative_float, default=1e-6, dest="min_learning_rate")
     group.add_argument("--weight-decay", type=float, default=0.05)
     group.add_argument("--layer-decay", type=float, default=0.9)
     group.add_argument(
@@ -61,11 +62,12 @@ def _add_optimisation_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="unilm --disable_weight_decay_on_rel_pos_bias",
     )
-    group.add_argument("--warmup", type=float, default=0.1, help="steps (>= 1) or fraction of training (< 1)")
+    group.add_argument("--warmup", type=non_negative_float, default=0.1,
+                       help="steps (>= 1) or fraction of training (< 1)")
     group.add_argument("--clip-grad", type=float, default=None)
-    group.add_argument("--label-smoothing", type=float, default=0.1)
-    group.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 = off)")
-    group.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha (0 = off)")
+    group.add_argument("--label-smoothing", type=below_one, default=0.1)
+    group.add_argument("--mixup", type=non_negative_float, default=0.0, help="mixup alpha (0 = off)")
+    group.add_argument("--cutmix", type=non_negative_float, default=0.0, help="cutmix alpha (0 = off)")
     group.add_argument("--bf16", action="store_true", help="bf16 autocast (also on CPU)")
 
 
@@ -85,12 +87,13 @@ def _add_augment_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("run")
     group.add_argument("--output-dir", required=True)
-    group.add_argument("--eval-steps", type=int, default=None, help="evaluate/save every N steps (default: epochs)")
-    group.add_argument("--logging-steps", type=int, default=10)
+    group.add_argument("--eval-steps", type=positive_int, default=None,
+                       help="evaluate/save every N steps (default: epochs)")
+    group.add_argument("--logging-steps", type=positive_int, default=10)
     group.add_argument("--save-total-limit", type=int, default=2, help="the best checkpoint is always kept")
     group.add_argument("--seed", type=int, default=42)
-    group.add_argument("--num-workers", type=int, default=0)
-    group.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads per process")
+    group.add_argument("--num-workers", type=non_negative_int, default=0)
+    group.add_argument("--num-threads", type=positive_int, default=None, help="torch intra-op threads per process")
     group.add_argument(
         "--resume", nargs="?", const="latest", default=None, help="resume from a checkpoint dir (default: latest)"
     )
