@@ -106,9 +106,15 @@ def test_outputs_get_the_permissions_of_the_umask(tmp_path):
     try:
         with atomic_output_dir(tmp_path / "folder") as tmp:
             (tmp / "a.txt").write_text("1")
+            (tmp / "sub").mkdir(mode=0o700)
+            fd = os.open(tmp / "sub" / "weights.safetensors", os.O_CREAT | os.O_WRONLY, 0o600)  # as safetensors does
+            os.close(fd)
         with atomic_file(tmp_path / "file.json") as tmp:
             tmp.write_text("{}")
     finally:
         os.umask(previous)
     assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "folder" / "sub").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "folder" / "sub" / "weights.safetensors").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "folder" / "a.txt").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "file.json").stat().st_mode & 0o777 == 0o640

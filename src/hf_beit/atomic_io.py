@@ -59,6 +59,20 @@ def _umask() -> int:
     return mask
 
 
+def _apply_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the umask's permissions: the temporary folder starts 0700, and some
+    writers (safetensors through transformers) create their files 0600."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~mask)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     with atomic_file(path) as tmp:
@@ -88,7 +102,7 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=temporary_prefix(target)))
         try:
             yield tmp
-            os.chmod(tmp, 0o777 & ~_umask())
+            _apply_umask(tmp)
             if overwrite:
                 _swap_into_place(tmp, target)
             else:
