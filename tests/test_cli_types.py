@@ -41,3 +41,25 @@ def test_pretrain_refuses_a_zero_batch(tmp_path, capsys):
         main(["pretrain", "--dataset", "digits", "--output-dir", str(tmp_path / "o"), "--batch-size", "0"])
     assert exit_info.value.code == 2
     assert "argument --batch-size: expected a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_training_says_the_checkpoints_are_kept(tmp_path, capsys, monkeypatch):
+    import hf_beit.pretraining.recipe as pretraining_recipe
+    import hf_beit.training.recipes as recipes
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipes, "run_finetuning", interrupted)
+    monkeypatch.setattr(pretraining_recipe, "run_pretraining", interrupted)
+    data = tmp_path / "data"
+    for label in ("a", "b"):
+        (data / label).mkdir(parents=True)
+    assert main(["train", "classification", "--dataset", str(data), "--output-dir", str(tmp_path / "run")]) == 130
+    assert "interrupted; the final model was not written; the checkpoints saved so far stay in --output-dir" in (
+        capsys.readouterr().err)
+    assert main(["pretrain", "--dataset", "digits", "--output-dir", str(tmp_path / "mim"), "--image-size", "16",
+                 "--patch-size", "4", "--hidden-size", "16", "--num-hidden-layers", "1", "--num-attention-heads", "2",
+                 "--intermediate-size", "32"]) == 130
+    assert "interrupted; the model was not written; the checkpoints saved so far stay in --checkpoint-dir" in (
+        capsys.readouterr().err)

@@ -89,7 +89,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument("--num-workers", type=non_negative_int, default=0)
     opt.add_argument("--logging-steps", type=positive_int, default=50)
     opt.add_argument("--save-steps", type=positive_int, default=1000)
-    parser.set_defaults(func=guarded(run_pretrain))
+    parser.set_defaults(func=guarded(run_pretrain, interrupted=(
+        "the model was not written; the checkpoints saved so far stay in --checkpoint-dir (--resume continues)."
+    )))
 
 
 def _load_dataset(args: argparse.Namespace, image_size: int):

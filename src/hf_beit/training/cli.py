@@ -14,6 +14,9 @@ from ..cli_types import below_one, non_negative_float, non_negative_int, positiv
 from ..command_errors import guarded
 from .augment_settings import AugmentConfig
 
+INTERRUPTED = ("the final model was not written; the checkpoints saved so far stay in --output-dir "
+               "(--resume continues from the latest).")
+
 
 def _add_data_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     group = parser.add_argument_group("data")
@@ -148,4 +151,4 @@ def add_parser(subparsers) -> None:
         _add_optimisation_arguments(parser)
         _add_augment_arguments(parser)
         _add_run_arguments(parser)
-        parser.set_defaults(func=guarded(_run, name=f"train {task}"), task=task)
+        parser.set_defaults(func=guarded(_run, name=f"train {task}", interrupted=INTERRUPTED), task=task)
