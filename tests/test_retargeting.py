@@ -107,3 +107,16 @@ def test_shared_table_copies_are_independent(tmp_path):
     assert all(torch.equal(table, mim.state_dict()[SHARED_TABLE_KEY]) for table in tables)
     tables[0].add_(1)
     assert not torch.equal(tables[0], tables[1])
+
+
+def test_an_image_size_that_is_no_whole_number_of_patches_is_refused():
+    from conftest import tiny_config
+
+    from hf_beit.retargeting import RetargetingError, retarget_config
+
+    config = tiny_config(architectures=["BeitForImageClassification"])
+    patch = config.patch_size_2d[0]
+    assert retarget_config(config, "classification", image_size=3 * patch).image_size == 3 * patch
+    for size in (3 * patch + 1, 0, -patch):
+        with pytest.raises(RetargetingError, match=f"An image size of {size} is not a whole number of"):
+            retarget_config(config, "classification", image_size=size)

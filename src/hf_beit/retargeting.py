@@ -83,6 +83,12 @@ def retarget_config(
         if source.use_shared_relative_position_bias:  # unilm fine-tuning: one table per layer, from the shared one
             values.update(use_relative_position_bias=True, use_shared_relative_position_bias=False)
     if image_size is not None:
+        patch = source.patch_size_2d
+        if image_size < 1 or image_size % patch[0] or image_size % patch[1]:
+            raise RetargetingError(
+                f"An image size of {image_size} is not a whole number of {patch[0]}x{patch[1]} patches; pick a "
+                f"multiple of the patch size (e.g. {max(1, round(image_size / patch[0])) * patch[0]})."
+            )
         values["image_size"] = image_size
     values.update(overrides)
     if target.name == "segmentation":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_types import positive_int
 from ..command_errors import guarded
 
 
@@ -17,9 +18,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task", choices=("mim", "classification", "segmentation"), help="target task (default: the checkpoint's own)"
     )
-    parser.add_argument("--image-size", type=int, help="target resolution; position tables are resized")
-    parser.add_argument("--num-labels", type=int, help="size of a new classification/segmentation head")
-    parser.add_argument("--num-heads", type=int, help="attention heads (only for checkpoints without relative bias)")
+    parser.add_argument("--image-size", type=positive_int, help="target resolution; position tables are resized")
+    parser.add_argument("--num-labels", type=positive_int, help="size of a new classification/segmentation head")
+    parser.add_argument("--num-heads", type=positive_int,
+                        help="attention heads (only for checkpoints without relative bias)")
     parser.add_argument(
         "--cls-pretraining-head", choices=("keep", "drop"), default="keep",
         help="BEiT v2 pre-training checkpoints: write the CLS-pretraining head to cls_pretraining_head.safetensors "
