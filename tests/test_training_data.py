@@ -199,3 +199,16 @@ def test_saved_dataset_source(tmp_path):
     assert list(loaded) == ["train"] and infer_label_schema(loaded["train"], "label").num_labels == 2
     with pytest.raises(DataError, match="digits"):
         load_source("digits", "segmentation")
+
+
+def test_an_image_folder_without_images_is_a_clear_data_error(tmp_path):
+    from hf_beit.training.datasets import DataError, load_image_folder
+
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match=r"No images \(\.png, .*\) found in .*one sub-folder of images per class"):
+        load_image_folder(tmp_path)
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "dog" / "b.png")
+    assert load_image_folder(tmp_path)["train"].num_rows == 2

@@ -147,6 +147,11 @@ def load_image_folder(data_dir: str | Path) -> datasets.DatasetDict:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"Image folder {data_dir} does not exist.")
+    if not any(path.suffix.lower() in IMAGE_SUFFIXES for path in data_dir.rglob("*")):  # stops at the first image
+        raise DataError(
+            f"No images ({', '.join(IMAGE_SUFFIXES)}) found in {data_dir}: give one sub-folder of images per class, "
+            "or images plus a metadata.jsonl."
+        )
     return datasets.load_dataset("imagefolder", data_dir=str(data_dir))
 
 
