@@ -82,3 +82,22 @@ def test_pretrain_argument_errors(tmp_path, capsys):
     assert main(["pretrain", "--dataset", "digits", "--tokenizer", "dalle", "--output-dir", str(tmp_path / "o"),
                  *TINY_ARGS]) == 2
     assert "needs --tokenizer-path" in capsys.readouterr().err
+
+
+def test_pretrain_checks_every_image_and_the_output_before_training(tmp_path, capsys):
+    from PIL import Image
+
+    data = tmp_path / "images"
+    data.mkdir()
+    for index in range(3):
+        Image.new("RGB", (20, 20), (index * 60, 0, 0)).save(data / f"{index}.png")
+    (data / "broken.png").write_bytes(b"not a png")
+    argv = ["pretrain", "--data-dir", str(data), "--output-dir", str(tmp_path / "mim"), "--max-steps", "50",
+            *TINY_ARGS]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "1 of 4 images under" in error and "broken.png" in error
+    assert not (tmp_path / "mim").exists() and not (tmp_path / "mim.checkpoints").exists()
+    (tmp_path / "file").write_text("x")
+    assert main([*argv[:3], "--output-dir", str(tmp_path / "file"), *argv[5:]]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err

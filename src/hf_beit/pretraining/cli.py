@@ -102,7 +102,9 @@ def _load_dataset(args: argparse.Namespace, image_size: int):
         return images
     if not args.data_dir:
         raise ValueError("--data-dir is required with --dataset imagefolder (or use --dataset digits).")
-    return ImageFolderDataset(args.data_dir)
+    dataset = ImageFolderDataset(args.data_dir)
+    dataset.check_readable()
+    return dataset
 
 
 def _load_tokenizer(args: argparse.Namespace) -> VisualTokenizer | None:

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from hf_beit.image_loading import load_image
+from hf_beit.image_loading import InvalidImageError, load_image
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -31,6 +31,22 @@ class ImageFolderDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def check_readable(self, shown: int = 5) -> None:
+        """Decode every image once before training (as ``hf-beit train`` does): a corrupt file would otherwise end
+        the run at the first batch that holds it. Raises ``InvalidImageError`` naming the unreadable files."""
+        broken = []
+        for path in self.files:
+            try:
+                load_image(path, convert_to_rgb=True)
+            except (InvalidImageError, OSError) as error:
+                broken.append(f"{path.name}: {error}")
+        if broken:
+            more = f" (and {len(broken) - shown} more)" if len(broken) > shown else ""
+            raise InvalidImageError(
+                f"{len(broken)} of {len(self.files)} images under {str(self.root)!r} cannot be read{more}: "
+                + "; ".join(broken[:shown])
+            )
 
     def __getitem__(self, index: int) -> dict[str, Image.Image]:
         return {"image": load_image(self.files[index], convert_to_rgb=True)}
