@@ -224,3 +224,17 @@ def test_licence_sentence_matches_the_metadata():
             assert "does not relicense" in licence and "`license: mit`" in licence
         else:
             assert card.data.license == "other" and "CC-BY-NC" in licence
+
+
+def test_an_unknown_checkpoints_card_loads_the_folder_it_was_written_to(tmp_path):
+    from test_conversion_reference import make_mim_checkpoint
+
+    from hf_beit.conversion import convert_checkpoint
+
+    torch.manual_seed(0)
+    torch.save({"model": make_mim_checkpoint(depth=2)}, tmp_path / "ckpt.pth")
+    out = tmp_path / "my-mim"
+    convert_checkpoint(tmp_path / "ckpt.pth", out, progress=False, log=lambda message: None)
+    card = (out / "README.md").read_text()
+    assert 'from_pretrained("my-mim")' in card and 'from_pretrained("ckpt")' not in card
+    assert "the checkpoint `ckpt`" in card  # the prose still names what was converted

@@ -199,7 +199,8 @@ def convert_checkpoint(
         stats = compute_model_stats(config, task)
         # what the weights cannot tell comes from the registry's family; unknown checkpoints are BEiT v1 style
         preprocessor = (entry.family if entry else BEIT).preprocessor(task, config.image_size)
-        card_repo = repo_id or push_to_hub
+        # the card's snippets load this id: the Hub repo when named, a released checkpoint's own, else the folder
+        card_repo = repo_id or push_to_hub or (None if entry else Path(output).name)
         same_entry = entry is not None and entry.task == task
         card = render_model_card(
             config,
