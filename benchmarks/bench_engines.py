@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         results = forward_results(contenders, views, 8, rounds8, reference, peak, progress)
         results += forward_results(contenders, views, 1, rounds1, reference, peak, progress)
         del contenders
-    environment = _environment(args, started, load_before)
+    environment = _environment(args, started, load_before, len(views))
     _save_raw(args.output, results, training, peak, environment)
     report = render(results, training, peak, source.config, environment)
     atomic_write_text(args.output, report)
@@ -246,7 +246,7 @@ def _load_raw(path: str):
     return rows(raw["results"]), rows(raw["training"]), peak, raw["environment"]
 
 
-def _environment(args, started: float, load_before) -> dict[str, str]:
+def _environment(args, started: float, load_before, agreement_views: int) -> dict[str, str]:
     import onnxruntime
     import openvino
 
@@ -260,7 +260,7 @@ def _environment(args, started: float, load_before) -> dict[str, str]:
         "command": "python benchmarks/bench_engines.py" + " --quick" * args.quick + " --no-training" * args.no_training,
         "cpu": bench_model._cpu_name(),
         "threads": str(args.threads),
-        "photo views for top-1 agreement": str(AGREEMENT_VIEWS_QUICK if args.quick else AGREEMENT_VIEWS),
+        "photo views for top-1 agreement": str(agreement_views),
         "versions": (f"torch {torch.__version__} (oneDNN {onednn_version()}), onnxruntime {onnxruntime.__version__}, "
                      f"openvino {openvino.__version__}, nncf {nncf_version}, python {platform.python_version()}"),
         "load average (1 min) before/after": f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}",
