@@ -148,3 +148,18 @@ def test_a_checkpoint_with_a_weight_missing_is_refused_not_filled_at_random(tmp_
     with pytest.raises(ConversionError, match=message):
         _convert(path, tmp_path / "out")
     _assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize("head", ["lm_head", "head"])
+def test_a_head_bias_without_its_weight_is_refused_not_taken_as_headless(tmp_path, head):
+    torch.manual_seed(0)
+    state = make_mim_checkpoint(depth=2)
+    bias = state.pop("lm_head.bias")
+    del state["lm_head.weight"]
+    state[f"{head}.bias"] = bias
+    path = tmp_path / "partial_head.pth"
+    torch.save({"model": state}, path)
+    for task in (None, "classification"):
+        with pytest.raises(ConversionError, match=rf"'{head}\.bias' but no '{head}\.weight'"):
+            _convert(path, tmp_path / "out", task=task)
+        _assert_nothing_written(tmp_path, tmp_path / "out")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import random_pixels, randomize_, tiny_config
@@ -265,9 +266,18 @@ def test_bad_calibration_and_threads_are_refused_before_compiling(classifier):
     for message, calibration in cases.items():
         with pytest.raises(ValueError, match=re.escape(message)):
             compile_for_engine(classifier, "onnxruntime", "int8", calibration=calibration)
-    for threads in (0, -1, 1.5):
+    for threads in (0, -1, 1.5, True, "2", np.int64(0)):
         with pytest.raises(ValueError, match="threads must be a positive whole number"):
             compile_for_engine(classifier, "onnxruntime", "fp32", threads=threads)
+
+
+def test_threads_may_be_a_numpy_integer(classifier):
+    pytest.importorskip("onnxruntime")
+    compiled = compile_for_engine(classifier, "onnxruntime", "fp32", threads=np.int64(1))  # verified against eager
+    pixels = random_pixels(2)
+    with torch.no_grad():
+        expected = classifier(pixel_values=pixels).logits
+    torch.testing.assert_close(compiled(pixel_values=pixels).logits, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_nncf_output_goes_to_the_stream_given_never_to_stdout(capsys):
@@ -322,3 +332,13 @@ def test_predict_cli_openvino_int8_calibrates_on_the_readable_images(tmp_path, c
     assert [r["image"] for r in classified] == [str(path) for path in images]
     assert ("broken.png" in json.dumps(printed)) is not skip_errors
     assert "broken.png" in captured.err
+    # no readable image at all: as with every engine, error entries and exit 1 (--skip-errors: exit 2, no report)
+    argv = ["predict", str(repo), str(broken), "--engine", "openvino", "--precision", "int8", "--quiet"]
+    code = main(argv + ["--skip-errors"] * skip_errors)
+    captured = capsys.readouterr()
+    if skip_errors:
+        assert code == 2 and captured.out == ""
+        assert "error: None of the 1 images could be read; no report was written" in captured.err
+    else:
+        assert code == 1 and [sorted(r) for r in json.loads(captured.out)] == [["error", "image"]]
+        assert "none of the 1 images could be processed (listed above)." in captured.err

@@ -207,8 +207,21 @@ def test_an_image_folder_without_images_is_a_clear_data_error(tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / label).mkdir()
         (tmp_path / label / "notes.txt").write_text("not an image")
-    with pytest.raises(DataError, match=r"No images \(\.png, .*\) found in .*one sub-folder of images per class"):
+    with pytest.raises(DataError, match=r"No images \(\.bmp, .*\) found in .*one sub-folder of images per class"):
         load_image_folder(tmp_path)
     Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "a.png")
     Image.new("RGB", (8, 8)).save(tmp_path / "dog" / "b.png")
     assert load_image_folder(tmp_path)["train"].num_rows == 2
+
+
+def test_training_pretraining_and_prediction_take_the_same_image_files(tmp_path):
+    """A folder of .ppm / .gif images (decodable by Pillow and datasets) was "No images" for fine-tuning only."""
+    from hf_beit.inference._images import expand_image_paths
+    from hf_beit.pretraining.data import ImageFolderDataset
+
+    for label, suffix in (("cat", ".ppm"), ("dog", ".gif")):
+        (tmp_path / label).mkdir()
+        Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / label / f"x{suffix}")
+    assert load_image_folder(tmp_path)["train"].num_rows == 2
+    assert len(ImageFolderDataset(tmp_path)) == 2
+    assert len(expand_image_paths([tmp_path], recursive=True)) == 2

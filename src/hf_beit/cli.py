@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from .command_errors import run_command
@@ -75,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hide_dependency_notices() -> None:
+    """torchao 0.18 (installed with the test extra) registers two Enums with torch's pytree on import, and torch 2.14
+    logs a deprecation warning for each: nothing a user of the command can act on."""
+    logging.getLogger("torch.utils._pytree").addFilter(lambda record: "is an Enum subclass" not in record.getMessage())
+
+
 def main(argv: list[str] | None = None) -> int:
+    _hide_dependency_notices()
     args = build_parser().parse_args(argv)
     return run_command(args.command, args.func, args)  # user errors: a message and exit code 2, no traceback
 

@@ -11,6 +11,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from .progress import quiet_command
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="Fine-tune a tiny BEiT on scikit-learn's digits and classify with it.")
@@ -26,17 +28,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bars (data checks, training, model saving and loading)"
     )
-    parser.set_defaults(func=run_demo)
+    parser.set_defaults(func=quiet_command(run_demo))
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .progress import transformers_bars_off
-
-    with transformers_bars_off(args.quiet):
-        return _demo(args)
-
-
-def _demo(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 

@@ -30,6 +30,7 @@ from .image_errors import ImageTooLargeError, InvalidImageError, SizeCheck
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
     "ImageTooLargeError",
     "InvalidImageError",
     "as_rgb",
@@ -44,6 +45,9 @@ ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 #: Default pixel budget of ``load_image``: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
+
+#: File extensions taken as images wherever a folder is scanned (prediction, training and pre-training data).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 

@@ -66,6 +66,9 @@ def _window_from_pos_embed(length: int) -> int:
 
 
 def _detect_task(keys: set[str]) -> str:
+    for head in ("lm_head", "head"):  # a bias without its weight would otherwise read as "no head" and be dropped
+        if f"{head}.weight" not in keys and f"{head}.bias" in keys:
+            raise ConversionError(f"The checkpoint has '{head}.bias' but no '{head}.weight': its head is incomplete.")
     if "lm_head.weight" in keys:
         return "mim"
     if any(key.startswith(("decode_head.", "fpn1.")) for key in keys):

@@ -13,6 +13,7 @@ optional: ``pip install "hf_beit[openvino]"`` or ``"hf_beit[export]"``; inductor
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Sequence
 
@@ -128,9 +129,7 @@ def compile_for_engine(
         raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}.")
     if image_size == DYNAMIC:
         raise UnsupportedExportError("Engines compile a fixed resolution: pass image_size=None, H or (H, W).")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive whole number (or None for PyTorch's), got {threads!r}.")
-    threads = threads or torch.get_num_threads()
+    threads = torch.get_num_threads() if threads is None else _thread_count(threads)
     if engine == "openvino":
         require("openvino", "The OpenVINO engine", extra="openvino")
         if precision == "int8":
@@ -171,6 +170,17 @@ def compile_for_engine(
     timings.update(backend.timings)
     compiled.timings = timings
     return compiled
+
+
+def _thread_count(threads) -> int:
+    """``threads`` as a Python int >= 1 (NumPy integers too); a ValueError for anything else."""
+    try:
+        count = None if isinstance(threads, bool) else operator.index(threads)
+    except TypeError:
+        count = None
+    if count is None or count < 1:
+        raise ValueError(f"threads must be a positive whole number (or None for PyTorch's), got {threads!r}.")
+    return count
 
 
 def _backend(engine: str, traced, precision: str, threads: int, calibration, progress: bool):

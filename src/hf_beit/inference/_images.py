@@ -12,13 +12,12 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..image_loading import ImageSource, InvalidImageError, load_image
+from ..image_loading import IMAGE_EXTENSIONS, ImageSource, InvalidImageError, load_image
 from ..pixel_budget import PixelBudget, processor_geometry
 
 #: Budget of the command-line tools (local files): Pillow's own decompression-bomb threshold, 4 MP after resizing.
 CLI_BUDGET = PixelBudget(max_pixels=89_478_485)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 _GLOB_CHARS = set("*?[")
 
 

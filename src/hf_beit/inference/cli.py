@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 from ..cli_types import positive_int
 from ..command_errors import guarded
 from ..export.engine_names import ENGINE_PRECISIONS, ENGINES
+from ..progress import quiet_command
 
 
 def _size(values: list[int] | None) -> tuple[int, int] | None:
@@ -76,15 +76,16 @@ CALIBRATION_IMAGES = 32
 
 def _engine_model(model, processor, paths, args: argparse.Namespace):
     """``--engine``: the model compiled by OpenVINO / ONNX Runtime / inductor (OpenVINO int8 calibrated on the first
-    ``CALIBRATION_IMAGES`` readable images; the unreadable ones get their error entries when classified)."""
+    ``CALIBRATION_IMAGES`` readable images; the unreadable ones get their error entries when classified). With no
+    readable image there is nothing to calibrate or classify: the model is left as it is and every image gets its
+    error entry, as with the other engines."""
     from ..export import compile_for_engine
 
     calibration = None
     if args.precision == "int8" and args.engine == "openvino":
         images = _readable_images(paths, CALIBRATION_IMAGES)
         if not images:
-            raise ValueError(f"None of the {len(paths)} images could be read, so there is nothing to calibrate int8 "
-                             "on; no report was written.")
+            return model
         calibration = processor(images=images, return_tensors="pt")["pixel_values"]
     return compile_for_engine(model, args.engine, args.precision, calibration=calibration, progress=not args.quiet)
 
@@ -136,24 +137,12 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quietly(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``run`` with transformers' weight-loading bars hidden under ``--quiet`` (hf_beit's own follow ``progress``)."""
-
-    def command(args: argparse.Namespace) -> int:
-        from ..progress import transformers_bars_off
-
-        with transformers_bars_off(args.quiet):
-            return run(args)
-
-    return command
-
-
 def _add_common(parser: argparse.ArgumentParser, with_images: bool = True) -> None:
     parser.add_argument("model", help="local model repository (folder written by save_pretrained)")
     if with_images:
         parser.add_argument("images", nargs="+", help="image files, folders and glob patterns (quote globs)")
         parser.add_argument("--recursive", action="store_true", help="also take images from sub-folders")
-        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars, no transformers warnings")
     parser.add_argument("--device", default="cpu", help="torch device")
 
 
@@ -183,7 +172,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp32",
                          help="inference precision (PyTorch: optimize_for_inference; engines: compile_for_engine; "
                               f"int8 on OpenVINO is calibrated on the first {CALIBRATION_IMAGES} readable images)")
-    predict.set_defaults(func=guarded(_quietly(_run_predict)))
+    predict.set_defaults(func=guarded(quiet_command(_run_predict)))
 
     segment = subparsers.add_parser("segment", help="semantic segmentation: class-id mask + overlay PNG per image")
     _add_common(segment)
@@ -206,7 +195,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--tta", type=float, nargs="*", metavar="RATIO",
                          help="multi-scale + flip test-time augmentation as mmseg's aug_test, over these ratios of the "
                               "resize scale (no value: 0.5 0.75 1.0 1.25 1.5 1.75); averages softmax probabilities")
-    segment.set_defaults(func=guarded(_quietly(_run_segment)))
+    segment.set_defaults(func=guarded(quiet_command(_run_segment)))
 
     serve = subparsers.add_parser("serve", help="HTTP scoring endpoint (Azure ML online-endpoint format)")
     _add_common(serve, with_images=False)

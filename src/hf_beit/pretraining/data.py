@@ -9,9 +9,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from hf_beit.image_loading import InvalidImageError, load_image
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+from hf_beit.image_loading import IMAGE_EXTENSIONS, InvalidImageError, load_image
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "load_digits_images"]
 

@@ -7,6 +7,7 @@ import sys
 
 from ..cli_types import positive_float, positive_int
 from ..command_errors import guarded
+from ..progress import quiet_command
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,5 +60,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="BatchNorm (no affine) before each head, as MAE's probes (unilm: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=guarded(_run))
+    parser.add_argument("--quiet", action="store_true", help="no progress bars, no transformers warnings")
+    parser.set_defaults(func=guarded(quiet_command(_run)))

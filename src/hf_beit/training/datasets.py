@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image
 
 from ..hub import is_hub_id, resolve_dataset_dir
+from ..image_loading import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _VALIDATION_NAMES = ("validation", "valid", "val", "test")
 _TEST_NAME = "test"
 
@@ -147,10 +147,10 @@ def load_image_folder(data_dir: str | Path) -> datasets.DatasetDict:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"Image folder {data_dir} does not exist.")
-    if not any(path.suffix.lower() in IMAGE_SUFFIXES for path in data_dir.rglob("*")):  # stops at the first image
+    if not any(path.suffix.lower() in IMAGE_EXTENSIONS for path in data_dir.rglob("*")):  # stops at the first image
         raise DataError(
-            f"No images ({', '.join(IMAGE_SUFFIXES)}) found in {data_dir}: give one sub-folder of images per class, "
-            "or images plus a metadata.jsonl."
+            f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {data_dir}: give one sub-folder of images "
+            "per class, or images plus a metadata.jsonl."
         )
     return datasets.load_dataset("imagefolder", data_dir=str(data_dir))
 
@@ -159,8 +159,8 @@ def _pairs_in(folder: Path) -> tuple[list[str], list[str]]:
     images_dir, masks_dir = folder / "images", folder / "masks"
     if not images_dir.is_dir() or not masks_dir.is_dir():
         raise DataError(f"Segmentation data in {folder} needs the sub-folders images/ and masks/.")
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     missing = [p.name for p in images if p.stem not in masks]
     if missing:
         raise DataError(f"{len(missing)} image(s) in {images_dir} have no mask with the same stem, e.g. {missing[:3]}.")
