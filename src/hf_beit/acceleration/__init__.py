@@ -5,7 +5,14 @@ the kernel per call and never bypass a wrapped or hooked module. :func:`optimize
 precision, :func:`record_kernels` reports what ran. See ``benchmarks/results_model.md`` for measured speed-ups.
 """
 
-from ._packing import amx_available, bf16_available, int8_engine, onednn_available
+from ._packing import (
+    PrecisionUnavailableError,
+    amx_available,
+    bf16_available,
+    int8_engine,
+    onednn_available,
+    require_precision,
+)
 from .attention import attend
 from .linear import PRECISIONS, UsesFusedLinears, concatenated_parameters, fused_linear
 from .optimize import clear_packed_weights, inference_precision, optimize_for_inference
@@ -14,6 +21,7 @@ from .recording import KernelRecord, record_kernels
 __all__ = [
     "PRECISIONS",
     "KernelRecord",
+    "PrecisionUnavailableError",
     "UsesFusedLinears",
     "amx_available",
     "attend",
@@ -26,4 +34,5 @@ __all__ = [
     "onednn_available",
     "optimize_for_inference",
     "record_kernels",
+    "require_precision",
 ]

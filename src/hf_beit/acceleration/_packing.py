@@ -46,6 +46,24 @@ def bf16_available() -> bool:
     return onednn_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+class PrecisionUnavailableError(RuntimeError, ValueError):
+    """The precision asked for has no native kernels on this CPU or PyTorch build (a ``ValueError`` too, so the
+    command line reports it as a user error)."""
+
+
+def require_precision(precision: str) -> None:
+    """Raise :class:`PrecisionUnavailableError` when ``precision`` cannot run natively here."""
+    if precision == "bf16" and not bf16_available():
+        raise PrecisionUnavailableError(
+            "precision='bf16' needs a CPU with native bf16 (AVX-512 BF16 or AMX) and a oneDNN-enabled PyTorch; this "
+            "one has none (bf16 would be emulated, or silently run as fp32 by OpenVINO). Use 'fp32' or 'int8'."
+        )
+    if precision == "int8" and int8_engine() is None:
+        raise PrecisionUnavailableError(
+            "precision='int8' needs a PyTorch build with a quantised engine (onednn, x86 or fbgemm)."
+        )
+
+
 def _has_amx_tiles() -> bool:
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x; absent means unknown
     return bool(probe is not None and probe())

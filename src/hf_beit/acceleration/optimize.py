@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._packing import bf16_available, int8_engine
+from ._packing import require_precision
 from .linear import PRECISIONS, UsesFusedLinears
 
 
@@ -27,7 +27,7 @@ def optimize_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Modu
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    _check_supported(precision)
+    require_precision(precision)
     for module in model.modules():
         if isinstance(module, UsesFusedLinears):
             module.inference_precision = precision
@@ -47,10 +47,3 @@ def clear_packed_weights(model: nn.Module) -> None:
     """Free all packed weight copies (they are rebuilt on the next inference call)."""
     for module in model.modules():
         module.__dict__.pop("_packed_weights", None)
-
-
-def _check_supported(precision: str) -> None:
-    if precision == "bf16" and not bf16_available():
-        raise RuntimeError("precision='bf16' needs a CPU with AVX-512 BF16 or AMX and a oneDNN-enabled PyTorch.")
-    if precision == "int8" and int8_engine() is None:
-        raise RuntimeError("precision='int8' needs a PyTorch build with a quantised engine (onednn, x86 or fbgemm).")

@@ -20,12 +20,17 @@ from .onnx_export import write_onnx
 from .program import TracedModel
 
 
+def check_precision(precision: str) -> None:
+    """Refuse bf16 (before any export is made)."""
+    if precision == "bf16":
+        raise ValueError("ONNX Runtime's CPU provider has no bf16 kernels for BEiT; use engine='openvino'.")
+
+
 class OnnxRuntimeBackend:
     """An ``onnxruntime.InferenceSession`` on a freshly exported file; ``run(array) -> [outputs]``."""
 
     def __init__(self, traced: TracedModel, precision: str, threads: int) -> None:
-        if precision == "bf16":
-            raise ValueError("ONNX Runtime's CPU provider has no bf16 kernels for BEiT; use engine='openvino'.")
+        check_precision(precision)
         ort = require("onnxruntime", "The ONNX Runtime engine")
         self.precision = precision
         self.timings: dict[str, float] = {}

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput, SemanticSegmenterOutput
 
+from ..acceleration import require_precision
 from ._optional import require
 from .engine_graph import engine_ready_copy
 from .engine_names import ENGINE_PRECISIONS, ENGINES
@@ -135,11 +136,16 @@ def compile_for_engine(
         if precision == "int8":
             require("nncf", "int8 quantisation for OpenVINO", extra="openvino")
     elif engine == "onnxruntime":
+        from .engine_onnxruntime import check_precision
+
+        check_precision(precision)
         require("onnxruntime", "The ONNX Runtime engine")
     else:
         from .engine_inductor import check_arguments
 
         check_arguments(precision, threads)
+    if precision == "bf16":
+        require_precision("bf16")
     task = infer_task(model) if task is None else task
     module = task_module(model, task)
     names = resolve_outputs(module, task, outputs)
