@@ -44,11 +44,17 @@ from _photos import calibration_views, photo_views
 from _report import forward_flops, onednn_version, peak_table
 from _training import TrainingStep
 
-from hf_beit.acceleration import optimize_for_inference
+from hf_beit.acceleration import bf16_available, optimize_for_inference
 from hf_beit.atomic_io import atomic_write_text
 
 # photo views each contender's top-1 agreement is measured on (a multiple of both batch sizes; 114 exist)
 AGREEMENT_VIEWS, AGREEMENT_VIEWS_QUICK = 112, 24
+
+
+def precisions_here() -> tuple[str, ...]:
+    """The precisions this CPU runs natively: bf16 only with AVX-512 BF16 / AMX (elsewhere OpenVINO would run its
+    bf16 hint as f32 and PyTorch would emulate it, so the rows would compare nothing)."""
+    return ("fp32", "bf16", "int8") if bf16_available() else ("fp32", "int8")
 
 
 def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Path, progress) -> list[c.Contender]:
@@ -56,37 +62,40 @@ def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Pat
     stock = to_transformers(source, "sdpa")
     timm_model = None if quick else to_timm(source)
     builders = [
-        lambda: c.ours_eager(source, hf_beit_variant, "fp32"),
-        lambda: c.ours_engine(source, "openvino", "fp32", None),
-        lambda: c.openvino_peer(stock, "transformers", "fp32"),
-        lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=False, folder=folder),
-        lambda: c.ours_eager(source, hf_beit_variant, "bf16"),
-        lambda: c.ours_engine(source, "openvino", "bf16", None),
-        lambda: c.ours_engine(source, "inductor", "bf16", None),
-        lambda: c.openvino_peer(stock, "transformers", "bf16"),
-        lambda: c.ours_eager(source, hf_beit_variant, "int8"),
-        lambda: c.ours_engine(source, "openvino", "int8", calibration),
-        lambda: c.openvino_peer(stock, "transformers", "int8", calibration),
-        lambda: c.onnxruntime_peer(stock, "transformers", "int8", fusions=False, folder=folder),
+        ("fp32", lambda: c.ours_eager(source, hf_beit_variant, "fp32")),
+        ("fp32", lambda: c.ours_engine(source, "openvino", "fp32", None)),
+        ("fp32", lambda: c.openvino_peer(stock, "transformers", "fp32")),
+        ("fp32", lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=False, folder=folder)),
+        ("bf16", lambda: c.ours_eager(source, hf_beit_variant, "bf16")),
+        ("bf16", lambda: c.ours_engine(source, "openvino", "bf16", None)),
+        ("bf16", lambda: c.ours_engine(source, "inductor", "bf16", None)),
+        ("bf16", lambda: c.openvino_peer(stock, "transformers", "bf16")),
+        ("int8", lambda: c.ours_eager(source, hf_beit_variant, "int8")),
+        ("int8", lambda: c.ours_engine(source, "openvino", "int8", calibration)),
+        ("int8", lambda: c.openvino_peer(stock, "transformers", "int8", calibration)),
+        ("int8", lambda: c.onnxruntime_peer(stock, "transformers", "int8", fusions=False, folder=folder)),
     ]
     if not quick:
         builders += [
-            lambda: c.ours_engine(source, "inductor", "fp32", None),
-            lambda: c.ours_engine(source, "openvino", "bf16", None, fp32_head=False),
-            lambda: c.ours_engine(source, "inductor", "bf16", None, fp32_head=False),
-            lambda: c.ours_engine(source, "openvino", "int8", calibration, fp32_head=False),
-            lambda: c.ours_engine(source, "onnxruntime", "fp32", None),
-            lambda: c.ours_engine(source, "onnxruntime", "int8", None),
-            lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=True, folder=folder),
-            lambda: c.timed_build("transformers sdpa eager", "fp32", lambda: c.eager(stock)),
-            lambda: c.timed_build("timm eager", "fp32", lambda: c.eager(timm_model, call=timm_model)),
-            lambda: c.compiled_peer(stock, "transformers", "fp32", None, freezing=False),
-            lambda: c.compiled_peer(timm_model, "timm", "fp32", None, freezing=True),
-            lambda: c.timed_build("transformers sdpa + autocast", "bf16", lambda: c.eager(stock, autocast=True)),
-            lambda: c.timed_build("timm + autocast", "bf16", lambda: c.eager(timm_model, True, call=timm_model)),
-            lambda: c.compiled_peer(timm_model, "timm", "bf16", None, freezing=True),
-            lambda: c.torch_dynamic_int8(stock, "transformers", None),
+            ("fp32", lambda: c.ours_engine(source, "inductor", "fp32", None)),
+            ("bf16", lambda: c.ours_engine(source, "openvino", "bf16", None, fp32_head=False)),
+            ("bf16", lambda: c.ours_engine(source, "inductor", "bf16", None, fp32_head=False)),
+            ("int8", lambda: c.ours_engine(source, "openvino", "int8", calibration, fp32_head=False)),
+            ("fp32", lambda: c.ours_engine(source, "onnxruntime", "fp32", None)),
+            ("int8", lambda: c.ours_engine(source, "onnxruntime", "int8", None)),
+            ("fp32", lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=True, folder=folder)),
+            ("fp32", lambda: c.timed_build("transformers sdpa eager", "fp32", lambda: c.eager(stock))),
+            ("fp32", lambda: c.timed_build("timm eager", "fp32", lambda: c.eager(timm_model, call=timm_model))),
+            ("fp32", lambda: c.compiled_peer(stock, "transformers", "fp32", None, freezing=False)),
+            ("fp32", lambda: c.compiled_peer(timm_model, "timm", "fp32", None, freezing=True)),
+            ("bf16", lambda: c.timed_build("transformers sdpa + autocast", "bf16",
+                                           lambda: c.eager(stock, autocast=True))),
+            ("bf16", lambda: c.timed_build("timm + autocast", "bf16", lambda: c.eager(timm_model, True,
+                                                                                       call=timm_model))),
+            ("bf16", lambda: c.compiled_peer(timm_model, "timm", "bf16", None, freezing=True)),
+            ("int8", lambda: c.torch_dynamic_int8(stock, "transformers", None)),
         ]
+    builders = [build for precision, build in builders if precision in precisions_here()]
     progress.total += len(builders)
     progress.refresh()
     contenders = []
@@ -146,7 +155,7 @@ def training_results(source, views, steps: int, quick: bool, progress) -> list[R
              "timm": lambda: to_timm(source)}
     calls = {"hf_beit": hf_call, "transformers sdpa": hf_call, "timm": timm_call}
     steppers = [TrainingStep(name, fresh[name](), calls[name], precision, ours=name == "hf_beit")
-                for precision in ("fp32", "bf16") for name in fresh]
+                for precision in ("fp32", "bf16") if precision in precisions_here() for name in fresh]
     if not quick:
         steppers.append(TrainingStep("hf_beit", fresh["hf_beit"](), hf_call, "fp32", compiled=True, ours=True))
     for step in steppers:
@@ -261,6 +270,8 @@ def _environment(args, started: float, load_before, agreement_views: int) -> dic
         "cpu": bench_model._cpu_name(),
         "threads": str(args.threads),
         "photo views for top-1 agreement": str(agreement_views),
+        "precisions": ", ".join(precisions_here()) + ("" if "bf16" in precisions_here() else
+                                                      " (no native bf16 on this CPU: no bf16 rows)"),
         "versions": (f"torch {torch.__version__} (oneDNN {onednn_version()}), onnxruntime {onnxruntime.__version__}, "
                      f"openvino {openvino.__version__}, nncf {nncf_version}, python {platform.python_version()}"),
         "load average (1 min) before/after": f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}",

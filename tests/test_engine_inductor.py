@@ -109,7 +109,7 @@ def test_segmentation_at_another_resolution():
     config = tiny_config(**{**RELATIVE, "num_hidden_layers": 4, "out_indices": [0, 1, 2, 3]})
     segmenter = randomize_(hf_beit.BeitForSemanticSegmentation(config), seed=3).eval()
     compiled = compile_for_engine(segmenter, "inductor", "fp32", image_size=48)
-    pixels = random_pixels(2, size=48, seed=2)
+    pixels = random_pixels(1, size=48, seed=2)  # the batch size verified while compiling: no second compilation
     with torch.no_grad():
         expected = segmenter(pixel_values=pixels, interpolate_pos_encoding=True).logits
     got = compiled(pixel_values=pixels).logits
