@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 import hf_beit
+
+
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist each worker, and every process it starts (notebook kernels, CLI runs), gets an equal share
+    of the cores: with PyTorch's default threads in both workers a notebook ran 4.5x slower (220 s vs 48 s)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+_share_the_cores_between_workers()
 
 TINY = {
     "hidden_size": 32,
