@@ -79,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _hide_dependency_notices() -> None:
     """torchao 0.18 (installed with the test extra) registers two Enums with torch's pytree on import, and torch 2.14
     logs a deprecation warning for each: nothing a user of the command can act on."""
-    logging.getLogger("torch.utils._pytree").addFilter(lambda record: "is an Enum subclass" not in record.getMessage())
+    logging.getLogger("torch.utils._pytree").addFilter(_not_an_enum_notice)  # the same filter is added only once
+
+
+def _not_an_enum_notice(record: logging.LogRecord) -> bool:
+    return "is an Enum subclass" not in record.getMessage()
 
 
 def main(argv: list[str] | None = None) -> int:
