@@ -64,18 +64,14 @@ def require_precision(precision: str) -> None:
         )
 
 
-def _has_amx_tiles() -> bool:
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x; absent means unknown
+def _cpu_has(probe_name: str) -> bool:
+    """One of ``torch.cpu``'s private feature probes (torch 2.x); a probe that is absent counts as no."""
+    probe = getattr(torch.cpu, probe_name, None)
     return bool(probe is not None and probe())
 
 
-def _has_vnni() -> bool:
-    probe = getattr(torch.cpu, "_is_vnni_supported", None)  # private; checks AVX-512 VNNI (absent: assume none)
-    return bool(probe is not None and probe())
-
-
-_AMX = _has_amx_tiles()  # read once at import: torch.compile cannot trace the probe
-_VNNI = _has_vnni()
+# read once at import: torch.compile cannot trace the probes. _is_vnni_supported checks AVX-512 VNNI.
+_AMX, _VNNI = _cpu_has("_is_amx_tile_supported"), _cpu_has("_is_vnni_supported")
 
 
 def amx_available() -> bool:
