@@ -114,6 +114,23 @@ def test_onnx_graph_is_the_reference_computation(classifier_onnx):
     assert not [node.op_type for node in graph.node if "mkldnn" in node.op_type.lower()]
 
 
+def test_every_linear_reads_its_weight_from_an_initializer(tmp_path):
+    """Tools that rewrite GEMMs by their weight initializer see all of them: ONNX Runtime's quantize_dynamic
+    quantises every linear. It left the fused qkv in fp32 when its weight was a Concat + Transpose node, which the
+    exporter folds only below 262144 elements (BEiT-base: 3 x 768 x 768), hence 320 wide here."""
+    from hf_beit.export.engine_onnxruntime import quantize_dynamic_int8
+
+    model = _model(hf_beit.BeitForImageClassification, hidden_size=320, intermediate_size=64, num_hidden_layers=1,
+                   **RELATIVE)
+    assert 3 * 320 * 320 > 262144
+    path = export_onnx(model, tmp_path / "wide.onnx")
+    quantized = onnx.load(str(quantize_dynamic_int8(path))).graph
+    gemms = 4 * model.config.num_hidden_layers + 1  # per block: qkv (fused), output, MLP in and out; the head
+    assert sum(node.op_type == "MatMulInteger" for node in quantized.node) == gemms
+    pixels = random_pixels(2, seed=4)
+    _assert_close(OnnxRunner(path)(pixels), _eager(model, pixels, ["logits"]))
+
+
 def test_export_skips_the_onednn_fast_path_and_leaves_the_model_alone():
     model = _model(hf_beit.BeitForImageClassification, **RELATIVE)
     optimize_for_inference(model, "fp32").train()  # packed oneDNN weights are the default inference path

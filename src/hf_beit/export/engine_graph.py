@@ -8,7 +8,8 @@ substitutions, so the copy still runs eagerly and exports like any other model:
   resolution, so the graph holds one constant per layer instead of gathers and scatters;
 * **layer scale folded into the GEMM before it**: ``lambda * (x W^T + b) = x (lambda W)^T + lambda b``, so the
   output projection and the second MLP GEMM carry the scale and two multiplies per block disappear;
-* **fused qkv**: the export already traces one GEMM for q, k and v (``fused_linear`` on the plain path);
+* **fused qkv**: the export already traces one GEMM for q, k and v (``fused_linear`` on the plain path); the
+  ONNX file stores its weight as one initializer (:func:`~hf_beit.export.onnx_export.fold_weight_layout`);
 * **BatchNorm folded into the transposed convolution before it** (the segmentation pyramid's ``fpn1``):
   ``BN(ConvT(x))`` is one ``ConvT`` with per-output-channel scaled weights and a shifted bias. Inductor's weight
   freezing makes this fold itself, wrongly for a square transposed convolution (torch 2.14.1: max error 1.4 on a

@@ -55,6 +55,7 @@ def write_onnx(traced: TracedModel, path: str | os.PathLike, opset: int | None =
             traced.program, dynamo=True, opset_version=opset, output_names=list(traced.output_names), verbose=False
         )
     _name_dynamic_axes(onnx_program.model, traced.input_symbols())
+    fold_weight_layout(onnx_program.model)
     onnx_program.model.metadata_props[METADATA_KEY] = json.dumps(export_metadata(traced))
     target = Path(path)
     if _weight_bytes(traced.program) > _SINGLE_FILE_LIMIT:
@@ -64,6 +65,33 @@ def write_onnx(traced: TracedModel, path: str | os.PathLike, opset: int | None =
     with atomic_file(target) as tmp:
         onnx_program.save(tmp, external_data=False)
     return target
+
+
+# op types that only rearrange their inputs' elements: folding them never stores more than their inputs held
+_REARRANGING_OPS = frozenset({"Concat", "Transpose", "Reshape", "Squeeze", "Unsqueeze"})
+_SMALL_CONSTANT = 8192  # elements: shape vectors and the like, which may be shared (onnxscript's own input limit)
+
+
+def fold_weight_layout(model) -> None:
+    """Fold, in place, constant rearrangements of weights (the fused qkv's ``Transpose(Concat(Wq, Wk, Wv))`` and its
+    bias ``Concat``) into initializers, so every GEMM in the file reads its weight directly.
+
+    The exporter leaves them as nodes (its folder stops at 262144 output elements). ONNX Runtime folds them when a
+    session starts, but tools that rewrite a GEMM by its weight initializer do not: ``quantize_dynamic`` kept the
+    qkv GEMMs in fp32 (BEiT-base batch 8 int8: 6.3 -> 7.6 img/s once folded, same top-1 agreement). Only nodes whose
+    large inputs have no other reader are folded, so the file does not grow.
+    """
+    from onnxscript.optimizer import fold_constants
+
+    def rearranges_unshared_weights(node) -> bool:
+        return node.domain == "" and node.op_type in _REARRANGING_OPS and all(
+            value is None or len(value.consumers()) == 1 or value.const_value.size <= _SMALL_CONSTANT
+            for value in node.inputs
+        )
+
+    weights = sum(value.const_value.size for value in model.graph.initializers.values()
+                  if value.const_value is not None)
+    fold_constants(model, output_size_limit=max(weights, 1), should_fold=rearranges_unshared_weights)
 
 
 def export_metadata(traced: TracedModel) -> dict:
