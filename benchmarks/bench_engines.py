@@ -57,32 +57,47 @@ def precisions_here() -> tuple[str, ...]:
     return ("fp32", "bf16", "int8") if bf16_available() else ("fp32", "int8")
 
 
+def openvino_int8_pays() -> bool:
+    """Whether OpenVINO's int8 is worth a place in ``--quick``: only with AVX-512 VNNI. Without it (AVX2), full runs
+    measured it at 0.5-0.65x of ONNX Runtime's dynamic int8, no faster than its own fp32 (results_engines.md)."""
+    probe = getattr(torch.cpu, "_is_vnni_supported", None)
+    return bool(probe and probe())
+
+
 def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Path, progress) -> list[c.Contender]:
-    """Every contender, built in turn (build times recorded); quick: the fastest contenders of each family only."""
+    """Every contender, built in turn (build times recorded).
+
+    quick: each family's engines only -- hf_beit's OpenVINO and ONNX Runtime paths (eager only in bf16, which ONNX
+    Runtime lacks; hf_beit eager is bench_model.py's subject) against OpenVINO and ONNX Runtime on transformers;
+    OpenVINO int8 only where it pays (``openvino_int8_pays``), and no fine-tuning steps.
+    """
     stock = to_transformers(source, "sdpa")
     timm_model = None if quick else to_timm(source)
     builders = [
-        ("fp32", lambda: c.ours_eager(source, hf_beit_variant, "fp32")),
         ("fp32", lambda: c.ours_engine(source, "openvino", "fp32", None)),
+        ("fp32", lambda: c.ours_engine(source, "onnxruntime", "fp32", None)),
         ("fp32", lambda: c.openvino_peer(stock, "transformers", "fp32")),
         ("fp32", lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=False, folder=folder)),
         ("bf16", lambda: c.ours_eager(source, hf_beit_variant, "bf16")),
         ("bf16", lambda: c.ours_engine(source, "openvino", "bf16", None)),
         ("bf16", lambda: c.ours_engine(source, "inductor", "bf16", None)),
         ("bf16", lambda: c.openvino_peer(stock, "transformers", "bf16")),
-        ("int8", lambda: c.ours_eager(source, hf_beit_variant, "int8")),
-        ("int8", lambda: c.ours_engine(source, "openvino", "int8", calibration)),
-        ("int8", lambda: c.openvino_peer(stock, "transformers", "int8", calibration)),
+        ("int8", lambda: c.ours_engine(source, "onnxruntime", "int8", None)),
         ("int8", lambda: c.onnxruntime_peer(stock, "transformers", "int8", fusions=False, folder=folder)),
     ]
+    if not quick or openvino_int8_pays():
+        builders += [
+            ("int8", lambda: c.ours_engine(source, "openvino", "int8", calibration)),
+            ("int8", lambda: c.openvino_peer(stock, "transformers", "int8", calibration)),
+        ]
     if not quick:
         builders += [
+            ("fp32", lambda: c.ours_eager(source, hf_beit_variant, "fp32")),
+            ("int8", lambda: c.ours_eager(source, hf_beit_variant, "int8")),
             ("fp32", lambda: c.ours_engine(source, "inductor", "fp32", None)),
             ("bf16", lambda: c.ours_engine(source, "openvino", "bf16", None, fp32_head=False)),
             ("bf16", lambda: c.ours_engine(source, "inductor", "bf16", None, fp32_head=False)),
             ("int8", lambda: c.ours_engine(source, "openvino", "int8", calibration, fp32_head=False)),
-            ("fp32", lambda: c.ours_engine(source, "onnxruntime", "fp32", None)),
-            ("int8", lambda: c.ours_engine(source, "onnxruntime", "int8", None)),
             ("fp32", lambda: c.onnxruntime_peer(stock, "transformers", "fp32", fusions=True, folder=folder)),
             ("fp32", lambda: c.timed_build("transformers sdpa eager", "fp32", lambda: c.eager(stock))),
             ("fp32", lambda: c.timed_build("timm eager", "fp32", lambda: c.eager(timm_model, call=timm_model))),
@@ -106,8 +121,12 @@ def build_contenders(source, quick: bool, calibration: torch.Tensor, folder: Pat
     return contenders
 
 
-def forward_results(contenders, views, batch: int, rounds: int, reference, peak: GemmPeak, progress) -> list[Result]:
+def forward_results(contenders, views, batch: int, rounds: int, reference, peak: GemmPeak, progress,
+                    agreement: dict[str, torch.Tensor] | None = None) -> list[Result]:
     """Interleaved timing: each round runs every contender once on the round's photos, in a shuffled order.
+
+    ``agreement``: logits per contender label, filled by the first call and reused by later ones (``--quick``
+    measures agreement at batch 8 only); None: each batch size runs every view itself.
 
     Shuffled (seeded) because an engine's worker threads keep spinning after its call and slow whatever runs next:
     measured, hf_beit inductor bf16 at batch 1 ran at 22.1 img/s right after OpenVINO and 24.5 right before it.
@@ -129,8 +148,13 @@ def forward_results(contenders, views, batch: int, rounds: int, reference, peak:
     progress.total += len(contenders)
     results = []
     for contender in contenders:
-        results.append(result(contender, batch, timings[contender.label], agreement_logits(contender, views, batch),
-                              reference))
+        if agreement is None:
+            logits = agreement_logits(contender, views, batch)
+        elif contender.label in agreement:
+            logits = agreement[contender.label]
+        else:
+            logits = agreement[contender.label] = agreement_logits(contender, views, batch)
+        results.append(result(contender, batch, timings[contender.label], logits, reference))
         progress.set_postfix_str(f"agreement b{batch}: {contender.label[:30]}")
         progress.update(1)
     return results
@@ -145,7 +169,7 @@ def agreement_logits(contender, views, batch: int) -> torch.Tensor:
     return torch.cat([contender.logits(views[i : i + batch]) for i in range(0, len(views), batch)])
 
 
-def training_results(source, views, steps: int, quick: bool, progress) -> list[Result]:
+def training_results(source, views, steps: int, progress) -> list[Result]:
     """Fine-tuning steps of hf_beit, transformers and timm (fp32, bf16 autocast), and hf_beit compiled."""
     labels = torch.arange(8) * 97 % source.config.num_labels
     pixels = views[:8]
@@ -156,8 +180,7 @@ def training_results(source, views, steps: int, quick: bool, progress) -> list[R
     calls = {"hf_beit": hf_call, "transformers sdpa": hf_call, "timm": timm_call}
     steppers = [TrainingStep(name, fresh[name](), calls[name], precision, ours=name == "hf_beit")
                 for precision in ("fp32", "bf16") if precision in precisions_here() for name in fresh]
-    if not quick:
-        steppers.append(TrainingStep("hf_beit", fresh["hf_beit"](), hf_call, "fp32", compiled=True, ours=True))
+    steppers.append(TrainingStep("hf_beit", fresh["hf_beit"](), hf_call, "fp32", compiled=True, ours=True))
     for step in steppers:
         step.warm_up(pixels, labels)
     timings = {id(step): Timings() for step in steppers}
@@ -188,7 +211,8 @@ def training_table(rows: list[Result]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the main contenders only, few rounds (< 5 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the engines only, few rounds, agreement at batch 8, no training (< 5 min)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-training", action="store_true", help="skip the fine-tuning step comparison")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -203,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    rounds8, rounds1, steps = (3, 5, 1) if args.quick else (9, 24, 7)
+    rounds8, rounds1, steps = (3, 5, 0) if args.quick else (9, 24, 0 if args.no_training else 7)
     started, load_before = time.time(), os.getloadavg()
     peak = GemmPeak()
     source = build_hf_beit(0)
@@ -213,16 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         plain = optimize_for_inference(hf_beit_variant(source), "none")
         reference = torch.cat([plain(pixel_values=views[i : i + 8]).logits for i in range(0, len(views), 8)])
     del plain
-    total = rounds8 + rounds1 + (0 if args.no_training else steps)  # build_contenders adds one per contender
+    total = rounds8 + rounds1 + steps  # build_contenders adds one per contender
     with tempfile.TemporaryDirectory(prefix="bench_engines_") as folder, \
             tqdm(total=total, desc="bench_engines", unit="step") as progress:
         # Training first: stock transformers caches its relative-position index process-wide, and an index made
         # under the forward contenders' inference_mode cannot be saved for backward later.
-        training = [] if args.no_training else training_results(source, views, steps, args.quick, progress)
+        training = training_results(source, views, steps, progress) if steps else []
         contenders = build_contenders(source, args.quick, calibration, Path(folder), progress)
         peak.probe()
-        results = forward_results(contenders, views, 8, rounds8, reference, peak, progress)
-        results += forward_results(contenders, views, 1, rounds1, reference, peak, progress)
+        agreement = {} if args.quick else None
+        results = forward_results(contenders, views, 8, rounds8, reference, peak, progress, agreement)
+        results += forward_results(contenders, views, 1, rounds1, reference, peak, progress, agreement)
         del contenders
     environment = _environment(args, started, load_before, len(views))
     _save_raw(args.output, results, training, peak, environment)
@@ -266,10 +291,12 @@ def _environment(args, started: float, load_before, agreement_views: int) -> dic
     except ImportError:
         nncf_version = "-"
     return {
-        "command": "python benchmarks/bench_engines.py" + " --quick" * args.quick + " --no-training" * args.no_training,
+        "command": "python benchmarks/bench_engines.py" + (" --quick" if args.quick
+                                                           else " --no-training" * args.no_training),
         "cpu": bench_model._cpu_name(),
         "threads": str(args.threads),
-        "photo views for top-1 agreement": str(agreement_views),
+        "photo views for top-1 agreement": str(agreement_views) + (" (run at batch 8; the batch-1 rows reuse them)"
+                                                                   if args.quick else ""),
         "precisions": ", ".join(precisions_here()) + ("" if "bf16" in precisions_here() else
                                                       " (no native bf16 on this CPU: no bf16 rows)"),
         "versions": (f"torch {torch.__version__} (oneDNN {onednn_version()}), onnxruntime {onnxruntime.__version__}, "
@@ -294,10 +321,10 @@ def render(results, training, peak, config, environment) -> str:
     lines += [
         "Notes: ratios and rates are medians of interleaved rounds (best calls in the detail table). Agreement = top-1",
         "agreement with hf_beit's plain fp32 path on the photo views counted above, each contender run on all of them",
-        "after the timed rounds, at its batch size; the summary picks hf_beit's fastest path",
-        "whose agreement is at least the fastest contender's (and the target's, where one is set). Share of GEMM peak",
-        "= img/s x GFLOP per image / the fastest GEMM rate of that precision seen in this run. Build s = export,",
-        "conversion, quantisation and compilation (batch 8 and 1) before the first timed call.",
+        "after the timed rounds, at its batch size (--quick: at batch 8 only); the summary picks hf_beit's fastest",
+        "path whose agreement is at least the fastest contender's (and the target's, where one is set). Share of",
+        "GEMM peak = img/s x GFLOP per image / the fastest GEMM rate of that precision seen in this run. Build s =",
+        "export, conversion, quantisation and compilation (batch 8 and 1) before the first timed call.",
         "",
     ]
     return "\n".join(lines)

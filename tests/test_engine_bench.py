@@ -59,3 +59,40 @@ def test_agreement_runs_every_view_in_order_at_the_contenders_batch_size():
     for count in (AGREEMENT_VIEWS, AGREEMENT_VIEWS_QUICK):  # whole batches of 8 (and 1), all of them available
         assert count % 8 == 0
     assert len(photo_views(AGREEMENT_VIEWS)) == AGREEMENT_VIEWS
+
+
+def test_quick_mode_measures_agreement_once_per_contender():
+    from bench_engines import forward_results
+
+    class Contender:
+        name, precision, ours, build_seconds, label = "peer", "int8", False, 0.0, "peer (int8)"
+
+        def __init__(self):
+            self.batches = []
+
+        def logits(self, pixels):
+            self.batches.append(len(pixels))
+            return pixels.flatten(1)[:, :3]
+
+    class NoPeak:
+        def probe(self):
+            pass
+
+    class Progress:
+        total = 0
+
+        def update(self, steps):
+            pass
+
+        def set_postfix_str(self, text):
+            pass
+
+    views = torch.randn(16, 3, 4, 4)
+    reference = views.flatten(1)[:, :3]
+    for agreement, batch1_calls in ((None, [1] * 16), ({}, [])):
+        contender = Contender()
+        forward_results([contender], views, 8, 1, reference, NoPeak(), Progress(), agreement)
+        contender.batches.clear()
+        (row,) = forward_results([contender], views, 1, 2, reference, NoPeak(), Progress(), agreement)
+        assert contender.batches == [1, 1, 1] + batch1_calls  # warm-up and two rounds, then the agreement views
+        assert row.agreement == 1.0 and row.batch == 1
