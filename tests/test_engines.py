@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,13 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClass
 
 import hf_beit
 from hf_beit.export import EngineModel, MissingExportDependencyError, compile_for_engine
-from hf_beit.export.engine_graph import ConstantBias, engine_ready_copy, fold_layer_scale, fold_relative_position_bias
+from hf_beit.export.engine_graph import (
+    ConstantBias,
+    SeparateProjectionAttention,
+    engine_ready_copy,
+    fold_layer_scale,
+    fold_relative_position_bias,
+)
 
 RELATIVE = {"use_relative_position_bias": True, "use_mean_pooling": True, "num_hidden_layers": 2}
 TOLERANCE = 1e-4
@@ -40,11 +47,14 @@ def calibration():
     return random_pixels(8, seed=5)
 
 
+@pytest.mark.parametrize("separate_qkv", [False, True])
 @pytest.mark.parametrize("layout", [RELATIVE, {"use_shared_relative_position_bias": True, "num_hidden_layers": 2}])
-def test_folded_copy_computes_the_same_outputs(layout):
+def test_folded_copy_computes_the_same_outputs(layout, separate_qkv):
     model = randomize_(hf_beit.BeitForImageClassification(tiny_config(**layout))).eval()
     state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    folded = engine_ready_copy(model, (4, 4))
+    folded = engine_ready_copy(model, (4, 4), separate_qkv=separate_qkv)
+    attentions = [layer.attention.attention for layer in folded.beit.encoder.layer]
+    assert all(isinstance(a, SeparateProjectionAttention) == separate_qkv for a in attentions)
     pixels = random_pixels(3)
     got, expected = _eager(folded, pixels)["logits"], _eager(model, pixels)["logits"]
     assert (got - expected).abs().max().item() <= 1e-5
@@ -131,6 +141,20 @@ def test_int8_engine_is_close_to_fp32(classifier, calibration, engine):
     expected = _eager(classifier, pixels)["logits"]
     difference = (compiled(pixel_values=pixels).logits - expected).abs().max().item()
     assert 0 < difference <= 0.2 * expected.abs().max().item()
+
+
+def test_onnxruntime_int8_quantises_the_shared_qkv_input_once(classifier):
+    """ORT int8 gets q, k, v as three GEMMs on one quantised input, and no Split (read from the quantised file)."""
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    compiled = compile_for_engine(classifier, "onnxruntime", "int8")  # verified against eager fp32 while compiling
+    blocks = classifier.config.num_hidden_layers
+    graph = onnx.load(str(Path(compiled.backend._folder.name) / "model.int8.onnx")).graph
+    operators = [node.op_type for node in graph.node]
+    # q, k, v, output, MLP in and out (the head stays fp32: fp32_head)
+    assert operators.count("MatMulInteger") == 6 * blocks
+    assert operators.count("DynamicQuantizeLinear") == 4 * blocks  # the three projections share one
+    assert "Split" not in operators
 
 
 def test_openvino_int8_needs_calibration(classifier):

@@ -156,7 +156,8 @@ def compile_for_engine(
     grid = (size[0] // module.config.patch_size_2d[0], size[1] // module.config.patch_size_2d[1])
     # inductor compiles under autocast, where folding the layer scale costs precision (engine_inductor)
     fold_scale = engine != "inductor" or precision == "fp32"
-    prepared = engine_ready_copy(module, grid, precise_head=fp32_head and precision != "fp32", fold_scale=fold_scale)
+    prepared = engine_ready_copy(module, grid, precise_head=fp32_head and precision != "fp32", fold_scale=fold_scale,
+                                 separate_qkv=engine == "onnxruntime" and precision == "int8")
     if engine == "inductor":
         from .engine_inductor import InductorBackend
 
