@@ -55,6 +55,9 @@ def test_folded_copy_computes_the_same_outputs(layout, separate_qkv):
     folded = engine_ready_copy(model, (4, 4), separate_qkv=separate_qkv)
     attentions = [layer.attention.attention for layer in folded.beit.encoder.layer]
     assert all(isinstance(a, SeparateProjectionAttention) == separate_qkv for a in attentions)
+    if separate_qkv:
+        with pytest.raises(ValueError, match="does not form attention probabilities"):
+            attentions[0](torch.zeros(1, 17, model.config.hidden_size), (4, 4), output_attentions=True)
     pixels = random_pixels(3)
     got, expected = _eager(folded, pixels)["logits"], _eager(model, pixels)["logits"]
     assert (got - expected).abs().max().item() <= 1e-5

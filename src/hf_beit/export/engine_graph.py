@@ -89,6 +89,8 @@ class SeparateProjectionAttention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, grid: tuple[int, int], shared_bias: torch.Tensor | None = None,
                 output_attentions: bool = False) -> tuple[torch.Tensor, None]:
+        if output_attentions:
+            raise ValueError("An engine-ready copy does not form attention probabilities.")
         batch, tokens, _ = hidden_states.shape
         heads = (batch, tokens, self.num_heads, self.head_dim)
         query = self.query(hidden_states).reshape(heads).transpose(1, 2)
