@@ -14,8 +14,8 @@ substitutions, so the copy still runs eagerly and exports like any other model:
   share one dynamic quantisation of their input (one ``DynamicQuantizeLinear``, three ``MatMulIntegerToFloat``), so
   the fused GEMM buys nothing and its output costs a ``Split``; keys go straight to ``(batch, heads, dim, tokens)``
   instead of the exporter's SDPA pattern (a transpose, reshapes and a second transpose). BEiT-base 224, ORT int8,
-  AVX2 Zen 3: 1.08x at batch 8, 1.17x at batch 1 in one interleaved A/B run (fp32: 1.05x / 0.94x, so fp32 keeps
-  the fused form);
+  AVX2 Zen 3: 1.01-1.08x at batch 8, 1.03-1.17x at batch 1 in two interleaved A/B runs (fp32: 1.05x / 0.94x in one,
+  so fp32 keeps the fused form);
 * **BatchNorm folded into the transposed convolution before it** (the segmentation pyramid's ``fpn1``):
   ``BN(ConvT(x))`` is one ``ConvT`` with per-output-channel scaled weights and a shifted bias. Inductor's weight
   freezing makes this fold itself, wrongly for a square transposed convolution (torch 2.14.1: max error 1.4 on a
