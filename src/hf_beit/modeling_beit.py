@@ -143,6 +143,16 @@ def eager_attention_forward(
     return context.transpose(1, 2), probs
 
 
+def combined_attention_bias(
+    relative_position_bias: nn.Module | None, grid: tuple[int, int], shared_bias: torch.Tensor | None
+) -> torch.Tensor | None:
+    """The ``(heads, tokens, tokens)`` bias one attention layer adds: the shared bias plus its own, either or none."""
+    if relative_position_bias is None:
+        return shared_bias
+    layer_bias = relative_position_bias(grid)
+    return layer_bias if shared_bias is None else shared_bias + layer_bias
+
+
 class BeitSelfAttention(UsesFusedLinears, nn.Module):
     """Multi-head self-attention with q/v biases (no k bias) and an optional per-layer relative-position bias.
 
@@ -180,10 +190,7 @@ class BeitSelfAttention(UsesFusedLinears, nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         qkv = fused_linear(hidden_states, (self.query, self.key, self.value), owner=self)  # one GEMM for q, k, v
-        attn_bias = shared_bias
-        if self.relative_position_bias is not None:
-            layer_bias = self.relative_position_bias(grid)
-            attn_bias = layer_bias if attn_bias is None else attn_bias + layer_bias
+        attn_bias = combined_attention_bias(self.relative_position_bias, grid, shared_bias)
         if attn_bias is not None:
             attn_bias = attn_bias.to(qkv.dtype).unsqueeze(0)
         dropout = self.dropout_prob if self.training else 0.0

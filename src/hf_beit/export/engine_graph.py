@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..modeling_beit import BeitSelfAttention
+from ..modeling_beit import BeitSelfAttention, combined_attention_bias
 from ..relative_position import BeitRelativePositionBias
 from .program import reference_copy
 
@@ -97,10 +97,7 @@ class SeparateProjectionAttention(nn.Module):
         key = self.key(hidden_states).reshape(heads).permute(0, 2, 3, 1)  # (batch, heads, head_dim, tokens)
         value = self.value(hidden_states).reshape(heads).transpose(1, 2)
         scores = (query @ key) * self.scaling
-        bias = shared_bias
-        if self.relative_position_bias is not None:
-            layer_bias = self.relative_position_bias(grid)
-            bias = layer_bias if bias is None else bias + layer_bias
+        bias = combined_attention_bias(self.relative_position_bias, grid, shared_bias)
         if bias is not None:
             scores = scores + bias.to(scores.dtype)
         context = scores.softmax(dim=-1) @ value
