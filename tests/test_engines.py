@@ -146,18 +146,23 @@ def test_int8_engine_is_close_to_fp32(classifier, calibration, engine):
     assert 0 < difference <= 0.2 * expected.abs().max().item()
 
 
-def test_onnxruntime_int8_quantises_the_shared_qkv_input_once(classifier):
-    """ORT int8 gets q, k, v as three GEMMs on one quantised input, and no Split (read from the quantised file)."""
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnxruntime_gets_q_k_v_as_three_gemms_without_a_split(classifier, precision):
+    """ORT's file has q, k, v as three GEMMs, keys transposed once, no Split; in int8 the three projections share
+    one quantised input (read from the file in the backend's folder)."""
     pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
-    compiled = compile_for_engine(classifier, "onnxruntime", "int8")  # verified against eager fp32 while compiling
+    compiled = compile_for_engine(classifier, "onnxruntime", precision)  # verified against eager fp32 while compiling
     blocks = classifier.config.num_hidden_layers
-    graph = onnx.load(str(Path(compiled.backend._folder.name) / "model.int8.onnx")).graph
-    operators = [node.op_type for node in graph.node]
-    # q, k, v, output, MLP in and out (the head stays fp32: fp32_head)
-    assert operators.count("MatMulInteger") == 6 * blocks
-    assert operators.count("DynamicQuantizeLinear") == 4 * blocks  # the three projections share one
+    name = "model.int8.onnx" if precision == "int8" else "model.onnx"
+    operators = [node.op_type for node in onnx.load(str(Path(compiled.backend._folder.name) / name)).graph.node]
     assert "Split" not in operators
+    if precision == "fp32":
+        assert operators.count("MatMul") == 8 * blocks  # q, k, v, output, MLP in and out, scores, context
+        assert operators.count("Transpose") == 4 * blocks + 1  # q, k, v, context per block; the patch embedding
+    else:  # q, k, v, output, MLP in and out (the head stays fp32: fp32_head)
+        assert operators.count("MatMulInteger") == 6 * blocks
+        assert operators.count("DynamicQuantizeLinear") == 4 * blocks  # the three projections share one
 
 
 def test_openvino_int8_needs_calibration(classifier):

@@ -10,12 +10,13 @@ substitutions, so the copy still runs eagerly and exports like any other model:
   output projection and the second MLP GEMM carry the scale and two multiplies per block disappear;
 * **fused qkv**: the export already traces one GEMM for q, k and v (``fused_linear`` on the plain path); the
   ONNX file stores its weight as one initializer (:func:`~hf_beit.export.onnx_export.fold_weight_layout`);
-* **separate q, k, v for ONNX Runtime int8** (:class:`SeparateProjectionAttention`): there the three projections
-  share one dynamic quantisation of their input (one ``DynamicQuantizeLinear``, three ``MatMulIntegerToFloat``), so
-  the fused GEMM buys nothing and its output costs a ``Split``; keys go straight to ``(batch, heads, dim, tokens)``
-  instead of the exporter's SDPA pattern (a transpose, reshapes and a second transpose). BEiT-base 224, ORT int8,
-  AVX2 Zen 3: 1.01-1.08x at batch 8, 1.03-1.17x at batch 1 in two interleaved A/B runs (fp32: 1.05x / 0.94x in one,
-  so fp32 keeps the fused form);
+* **separate q, k, v for ONNX Runtime** (:class:`SeparateProjectionAttention`): its MLAS GEMMs run three
+  ``N = 768`` projections as fast as one ``N = 2304`` (BEiT-base, batch 8, AVX2 Zen 3: 43 vs 47 ms per block in
+  ORT's profile), the fused output then costs a ``Split`` and keys go through the exporter's SDPA pattern (a
+  transpose, reshapes and a second transpose) instead of straight to ``(batch, heads, dim, tokens)``; in int8 the
+  three projections share one dynamic quantisation of their input (one ``DynamicQuantizeLinear``, three
+  ``MatMulIntegerToFloat``). BEiT-base 224, interleaved A/B on a Zen 3: int8 1.01-1.08x at batch 8 and 1.03-1.17x
+  at batch 1 (two runs), fp32 1.03-1.05x at batch 8 and 0.94-1.03x at batch 1 (three runs);
 * **BatchNorm folded into the transposed convolution before it** (the segmentation pyramid's ``fpn1``):
   ``BN(ConvT(x))`` is one ``ConvT`` with per-output-channel scaled weights and a shifted bias. Inductor's weight
   freezing makes this fold itself, wrongly for a square transposed convolution (torch 2.14.1: max error 1.4 on a

@@ -1,6 +1,6 @@
 """ONNX Runtime backend of :func:`~hf_beit.export.compile_for_engine`: the exported file, fully optimised.
 
-The file is hf_beit's own export (fused qkv, relative bias and layer scale folded, see
+The file is hf_beit's own export (separate q, k, v projections, relative bias and layer scale folded, see
 :mod:`hf_beit.export.engine_graph`) in a temporary folder, run with all graph optimisations
 (``ORT_ENABLE_ALL``: constant folding, LayerNorm/GELU/MatMul+Add fusions). ``int8`` is ONNX Runtime's dynamic
 quantisation of the MatMuls (per-channel int8 weights, activations quantised per call). ONNX Runtime's CPU

@@ -1,9 +1,9 @@
 """``compile_for_engine``: a BEiT model compiled by an inference engine (OpenVINO, ONNX Runtime, inductor), called
 like the model.
 
-What the engine compiles is hf_beit's model with its graph-level knowledge applied (fused qkv, the
-relative-position bias as a constant, layer scale folded into the GEMMs -- except for inductor in bf16, see
-:mod:`hf_beit.export.engine_inductor` --, the classifier head kept fp32 in bf16 / int8:
+What the engine compiles is hf_beit's model with its graph-level knowledge applied (fused qkv, for ONNX Runtime
+three q, k, v GEMMs instead; the relative-position bias as a constant; layer scale folded into the GEMMs, except
+for inductor in bf16, see :mod:`hf_beit.export.engine_inductor`; the classifier head kept fp32 in bf16 / int8:
 :mod:`hf_beit.export.engine_graph`), at a fixed resolution: OpenVINO and ONNX Runtime get its ``torch.export`` graph
 with a dynamic batch, inductor (``torch.compile`` with frozen weights) the module itself, one graph per batch size.
 The result is checked against the eager fp32 model on random inputs when it is built (``verify=True``), and
@@ -157,7 +157,7 @@ def compile_for_engine(
     # inductor compiles under autocast, where folding the layer scale costs precision (engine_inductor)
     fold_scale = engine != "inductor" or precision == "fp32"
     prepared = engine_ready_copy(module, grid, precise_head=fp32_head and precision != "fp32", fold_scale=fold_scale,
-                                 separate_qkv=engine == "onnxruntime" and precision == "int8")
+                                 separate_qkv=engine == "onnxruntime")
     if engine == "inductor":
         from .engine_inductor import InductorBackend
 
