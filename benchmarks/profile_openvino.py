@@ -41,7 +41,7 @@ def attention_nodes(compiled) -> set[str]:
     for op in compiled.get_runtime_model().get_ops():
         info = op.get_rt_info()
         original = info["originalLayersNames"].astype(str) if "originalLayersNames" in info else ""
-        if "scaled_dot_product_attention" in original:
+        if "scaled_dot_product_attention" in original or "aten._softmax" in original:
             names.add(op.get_friendly_name())
     return names
 

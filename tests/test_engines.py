@@ -165,6 +165,25 @@ def test_onnxruntime_gets_q_k_v_as_three_gemms_without_a_split(classifier, preci
         assert operators.count("DynamicQuantizeLinear") == 4 * blocks  # the three projections share one
 
 
+def test_openvino_gets_q_k_v_as_three_gemms_and_fuses_the_attention(classifier):
+    """OpenVINO's model has q, k, v as three GEMMs (no fused projection to split with a 5-D transpose), and the
+    CPU plugin still fuses each block's scores, softmax and context into one kernel."""
+    pytest.importorskip("openvino")
+    compiled = compile_for_engine(classifier, "openvino", "fp32")  # verified against eager fp32 while compiling
+    blocks = classifier.config.num_hidden_layers
+    operators = [op.get_type_name() for op in compiled.backend.model.get_ops()]
+    assert operators.count("MatMul") == 8 * blocks + 1  # q, k, v, output, MLP in and out, scores, context; head
+    assert "ScaledDotProductAttention" not in operators and "VariadicSplit" not in operators
+    runtime = compiled.backend._request(2).get_compiled_model().get_runtime_model()
+    fused = [op for op in runtime.get_ordered_ops() if "aten._softmax" in _original_layers(op)]
+    assert len(fused) == blocks and all("bmm" in _original_layers(op) for op in fused)
+
+
+def _original_layers(op) -> str:
+    info = op.get_rt_info()
+    return info["originalLayersNames"].astype(str) if "originalLayersNames" in info else ""
+
+
 def test_openvino_int8_needs_calibration(classifier):
     pytest.importorskip("nncf")
     with pytest.raises(ValueError, match="calibration="):

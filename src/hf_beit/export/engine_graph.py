@@ -10,13 +10,16 @@ substitutions, so the copy still runs eagerly and exports like any other model:
   output projection and the second MLP GEMM carry the scale and two multiplies per block disappear;
 * **fused qkv**: the export already traces one GEMM for q, k and v (``fused_linear`` on the plain path); the
   ONNX file stores its weight as one initializer (:func:`~hf_beit.export.onnx_export.fold_weight_layout`);
-* **separate q, k, v for ONNX Runtime** (:class:`SeparateProjectionAttention`): its MLAS GEMMs run three
-  ``N = 768`` projections as fast as one ``N = 2304`` (BEiT-base, batch 8, AVX2 Zen 3: 43 vs 47 ms per block in
-  ORT's profile), the fused output then costs a ``Split`` and keys go through the exporter's SDPA pattern (a
-  transpose, reshapes and a second transpose) instead of straight to ``(batch, heads, dim, tokens)``; in int8 the
-  three projections share one dynamic quantisation of their input (one ``DynamicQuantizeLinear``, three
-  ``MatMulIntegerToFloat``). BEiT-base 224, interleaved A/B on a Zen 3: int8 1.01-1.08x at batch 8 and 1.03-1.17x
-  at batch 1 (two runs), fp32 1.03-1.05x at batch 8 and 0.94-1.03x at batch 1 (three runs);
+* **separate q, k, v for the graph engines** (:class:`SeparateProjectionAttention`; ONNX Runtime and
+  OpenVINO, not inductor): three ``N = 768`` projections run as fast as one ``N = 2304`` (BEiT-base, batch 8, AVX2
+  Zen 3: 43 vs 47 ms per block in ORT's profile), while the fused output costs a ``Split`` (ORT) or a 5-D
+  transpose run by OpenVINO's reference kernel (7 ms per batch of 8, int8, Zen 4), and keys go straight to
+  ``(batch, heads, dim, tokens)``; in ORT int8 the three projections share one dynamic quantisation of their input
+  (one ``DynamicQuantizeLinear``, three ``MatMulIntegerToFloat``); OpenVINO still fuses the scores, softmax and
+  context into one attention kernel. BEiT-base 224, interleaved A/B: ORT on a Zen 3 int8 1.01-1.08x at batch 8 and
+  1.03-1.17x at batch 1 (two runs), fp32 1.03-1.05x at batch 8 and 0.94-1.03x at batch 1 (three runs); OpenVINO
+  on a Zen 4 (with the precise head's layout below) int8 1.05x / 1.13x at batch 8 (two runs) and 1.00x / 1.02x at
+  batch 1, bf16 1.02x / 1.00x, fp32 1.02x / 1.01x;
 * **BatchNorm folded into the transposed convolution before it** (the segmentation pyramid's ``fpn1``):
   ``BN(ConvT(x))`` is one ``ConvT`` with per-output-channel scaled weights and a shifted bias. Inductor's weight
   freezing makes this fold itself, wrongly for a square transposed convolution (torch 2.14.1: max error 1.4 on a
@@ -69,9 +72,11 @@ class PreciseHead(nn.Module):
         if torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
                 return nn.functional.linear(features.float(), self.weight, self.bias)
-        # keepdim + squeeze: OpenVINO 2026.4 computes ``sum(-1) + bias`` wrongly (max error 0.13 on a 32 -> 3
-        # head), while this form is exact (3e-8); tested in tests/test_engines.py.
-        out = (features.unsqueeze(-2) * self.weight).sum(-1, keepdim=True).squeeze(-1)
+        # products laid out (..., features, classes) and summed over features: OpenVINO's CPU plugin sums them in
+        # its blocked layout, while the (..., classes, features) layout cost a 15 ms reorder per batch of 8
+        # (BEiT-base int8, Zen 4). keepdim + squeeze: OpenVINO 2026.4 computes a plain ``sum + bias`` wrongly
+        # (max error 0.13 on a 32 -> 3 head), this form exactly (3e-8); verified by compile_for_engine.
+        out = (features.unsqueeze(-1) * self.weight.T).sum(-2, keepdim=True).squeeze(-2)
         return out if self.bias is None else out + self.bias
 
 

@@ -1,7 +1,8 @@
 """OpenVINO backend of :func:`~hf_beit.export.compile_for_engine`: convert, optionally quantise, compile per batch.
 
-* The graph comes straight from ``torch.export`` (``openvino.convert_model(ExportedProgram)``), which keeps
-  ``scaled_dot_product_attention`` as OpenVINO's fused attention operation (the ONNX route decomposes it).
+* The graph comes straight from ``torch.export`` (``openvino.convert_model(ExportedProgram)``) of the engine-ready
+  copy (:mod:`hf_beit.export.engine_graph`: q, k, v as three GEMMs), whose attention matmuls, bias and softmax the
+  CPU plugin fuses into one attention kernel per block.
 * Each batch size gets its own compiled model with a static shape (compiled on first use, ~1-3 s for BEiT-base,
   at most ``MAX_COMPILED`` kept): static shapes let the CPU plugin plan memory and pick kernels once.
 * ``bf16``: OpenVINO's bf16 inference precision, which runs in bf16 every node upstream of a GEMM or convolution

@@ -157,7 +157,7 @@ def compile_for_engine(
     # inductor compiles under autocast, where folding the layer scale costs precision (engine_inductor)
     fold_scale = engine != "inductor" or precision == "fp32"
     prepared = engine_ready_copy(module, grid, precise_head=fp32_head and precision != "fp32", fold_scale=fold_scale,
-                                 separate_qkv=engine == "onnxruntime")
+                                 separate_qkv=engine != "inductor")
     if engine == "inductor":
         from .engine_inductor import InductorBackend
 
